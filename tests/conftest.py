@@ -1,0 +1,42 @@
+import pytest
+
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from workspace.models import Role
+
+
+@pytest.fixture
+def project(db):
+    return ProjectFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def owner(project):
+    user = UserFactory(username="olivia")
+    MembershipFactory(project=project, user=user, role=Role.OWNER)
+    return user
+
+
+@pytest.fixture
+def teammate(project):
+    user = UserFactory(username="theo")
+    MembershipFactory(project=project, user=user, role=Role.DEVELOPER)
+    return user
+
+
+@pytest.fixture
+def viewer(project):
+    user = UserFactory(username="vera")
+    MembershipFactory(project=project, user=user, role=Role.VIEWER)
+    return user
+
+
+@pytest.fixture
+def other_project(db):
+    return ProjectFactory(name="Globex", slug="globex")
+
+
+@pytest.fixture
+def outsider(other_project):
+    user = UserFactory(username="oscar")
+    MembershipFactory(project=other_project, user=user, role=Role.OWNER)
+    return user

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from workspace import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("switch-project/", views.switch_project, name="switch-project"),
+    path("p/<slug:project_slug>/", include("workspace.project_urls")),
+    path("p/<slug:project_slug>/applications/", include("genai_apps.urls")),
+    path("p/<slug:project_slug>/insights/", include("insights.urls")),
+    path("api/", include("insights.api_urls")),
+    path("gateway/", include("gateway.urls")),
+]
