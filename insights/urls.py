@@ -6,4 +6,9 @@ app_name = "insights"
 
 urlpatterns = [
     path("", workspace_views.placeholder, name="overview"),
+    path(
+        "applications/<int:application_id>/",
+        workspace_views.placeholder,
+        name="application",
+    ),
 ]

@@ -26,7 +26,7 @@ def switch_project(request):
     return redirect("genai_apps:application-list", project_slug=project.slug)
 
 
-def placeholder(request, project_slug):
+def placeholder(request, project_slug, **kwargs):
     # TODO: replaced by the real pages as each app lands.
     from workspace.access import get_membership
 
