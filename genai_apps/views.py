@@ -75,7 +75,9 @@ def application_create(request, project_slug):
     membership = get_membership(request, project_slug)
     require_editor(membership)
 
-    form = ApplicationForm(request.POST or None, project=membership.project)
+    form = ApplicationForm(
+        request.POST if request.method == "POST" else None, project=membership.project
+    )
     if request.method == "POST" and form.is_valid():
         form.instance.created_by = request.user
         application = _save_application(form)
@@ -155,7 +157,9 @@ def application_edit(request, project_slug, application_id):
     require_editor(membership)
 
     form = ApplicationForm(
-        request.POST or None, instance=application, project=membership.project
+        request.POST if request.method == "POST" else None,
+        instance=application,
+        project=membership.project,
     )
     if request.method == "POST" and form.is_valid():
         if _save_application(form) is not None:
@@ -220,7 +224,9 @@ def attach_keys(request, project_slug, application_id):
     application = _live_application(membership, application_id)
     require_editor(membership)
 
-    form = AttachKeysForm(request.POST or None, application=application)
+    form = AttachKeysForm(
+        request.POST if request.method == "POST" else None, application=application
+    )
     if request.method == "POST" and form.is_valid():
         attached = _attach(form, application, request.user)
         if attached is not None:

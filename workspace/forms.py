@@ -57,6 +57,9 @@ BASE_URL_HELP = (
 
 
 class ProviderForm(ContextPathMixin, forms.ModelForm):
+    base_url = forms.URLField(
+        label="Base URL", max_length=500, assume_scheme="https", help_text=BASE_URL_HELP
+    )
     credential = forms.CharField(
         label="Upstream credential",
         required=False,
@@ -75,8 +78,7 @@ class ProviderForm(ContextPathMixin, forms.ModelForm):
     class Meta:
         model = Provider
         fields = ["name", "context_path", "vendor", "base_url", "api_version"]
-        help_texts = {"base_url": BASE_URL_HELP}
-        labels = {"base_url": "Base URL", "api_version": "API version"}
+        labels = {"api_version": "API version"}
 
     def __init__(self, *args, project, **kwargs):
         self.project = project
@@ -303,6 +305,10 @@ class APIKeyForm(forms.Form):
     target = forms.ChoiceField(
         label="Provider or proxy",
         help_text="The key can call exactly this provider or App LLM Proxy.",
+        error_messages={
+            "invalid_choice": "Choose a provider or proxy of this project.",
+            "required": "Choose the provider or proxy this key may call.",
+        },
     )
     expires_at = forms.DateTimeField(
         label="Expires at (UTC)",

@@ -320,8 +320,7 @@ def key_create(request, project_slug):
         "form": form,
         "form_token": secrets.token_urlsafe(16),
         "nav_section": "keys",
-        "has_targets": len(form.fields["target"].choices) > 1
-        and any(group[1] for group in form.fields["target"].choices[1:]),
+        "has_targets": Provider.objects.filter(project=project).exists(),
     }
     return render(request, "workspace/key_form.html", context)
 
