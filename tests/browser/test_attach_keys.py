@@ -49,7 +49,7 @@ def test_attach_two_keys_and_remove_one(page, live_server, project, owner):
         )
     ) == {"support-prod", "support-staging"}
 
-    page.click(f"#mapped-keys tr:has-text('support-prod') >> text=Remove")
+    page.click("#mapped-keys tr:has-text('support-prod') >> text=Remove")
     page.wait_for_selector("dialog#modal[open] form.confirm")
     page.click("dialog#modal button:has-text('Remove')")
     page.wait_for_selector("text=removed from “Support Bot”")
