@@ -201,6 +201,18 @@ def create_demo_workspace(stdout):
     )
 
 
+def delete_demo_workspace(project):
+    """Delete a demo project with its keys, proxies and providers.
+
+    Keys and proxies protect their providers from deletion, so they go
+    first; deleting the project alone raises ProtectedError.
+    """
+    APIKey.objects.filter(project=project).delete()
+    AppProxy.objects.filter(project=project).delete()
+    Provider.objects.filter(project=project).delete()
+    project.delete()
+
+
 def _create_users(project):
     User = get_user_model()
     users = {}
@@ -302,6 +314,9 @@ def _revoke_and_expire(keys, users, now):
 
 def _create_sandbox(users, now):
     """A second, smaller project, so the project switcher has a choice."""
+    existing = Project.objects.filter(slug=SANDBOX_PROJECT_SLUG).first()
+    if existing is not None:
+        delete_demo_workspace(existing)
     sandbox = Project.objects.create(name="Research Sandbox", slug=SANDBOX_PROJECT_SLUG)
     Membership.objects.create(project=sandbox, user=users["owner"][0], role=Role.OWNER)
     Membership.objects.create(project=sandbox, user=users["alice"][0], role=Role.ADMIN)

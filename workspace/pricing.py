@@ -50,7 +50,16 @@ def _catalogue():
 def _per_million(value):
     if value is None:
         return None
-    return (Decimal(value) * TOKENS_PER_MILLION).normalize()
+    return Decimal(value) * TOKENS_PER_MILLION
+
+
+def catalogue_names():
+    """Return every model id in the catalogue that has an input price."""
+    return [
+        name
+        for name, entry in _catalogue().items()
+        if isinstance(entry, dict) and "input_cost_per_token" in entry
+    ]
 
 
 def lookup(model_name, vendor=None):

@@ -37,3 +37,15 @@ def test_fill_missing_prices_keeps_prices_entered_by_hand():
 
     assert model.input_price == Decimal("2")
     assert model.output_price is None
+
+
+def test_catalogue_prices_fit_stored_decimal_places():
+    # ProviderModel stores 6 decimal places; a finer catalogue price would
+    # be rounded on save, so the bundled file must not contain one.
+    places = Decimal("0.000001")
+
+    for name in pricing.catalogue_names():
+        price = pricing.lookup(name)
+        for field in pricing.PRICE_FIELDS:
+            value = getattr(price, field)
+            assert value is None or value == value.quantize(places), (name, field)
