@@ -177,9 +177,7 @@ class ProviderModelForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["name"].widget.attrs["placeholder"] = (
-            "Add a model, e.g. gpt-4o-mini"
-        )
+        self.fields["name"].widget.attrs["placeholder"] = "e.g. gpt-4o-mini"
         for name in PRICE_FIELDS:
             self.fields[name].widget.attrs["placeholder"] = "unknown"
             value = self.initial.get(name)

@@ -123,6 +123,7 @@ def _provider_form_page(request, membership, provider):
             _disable_form(model_form)
 
     if data is not None and form.is_valid() and formset.is_valid():
+        verb = "created" if provider._state.adding else "saved"
         try:
             filled = _save_provider(form, formset)
         except IntegrityError:
@@ -132,7 +133,6 @@ def _provider_form_page(request, membership, provider):
                 "check the values and save again.",
             )
         else:
-            verb = "created" if provider._state.adding else "saved"
             messages.success(request, f"Provider “{form.instance.name}” {verb}.")
             if filled:
                 messages.info(

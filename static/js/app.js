@@ -42,3 +42,19 @@ document.addEventListener("DOMContentLoaded", () => {
   const replaced = document.querySelector("[data-replace-url]");
   if (replaced) history.replaceState(null, "", replaced.dataset.replaceUrl);
 });
+
+// Formsets: <button data-add-form-row="PREFIX"> appends a copy of
+// <template id="PREFIX-empty-row"> and counts it in PREFIX-TOTAL_FORMS.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-add-form-row]");
+  if (!button) return;
+  const prefix = button.dataset.addFormRow;
+  const template = document.getElementById(`${prefix}-empty-row`);
+  const total = document.getElementById(`id_${prefix}-TOTAL_FORMS`);
+  const body = document.querySelector(`#provider-${prefix} tbody`);
+  if (!template || !total || !body) return;
+  const index = Number(total.value);
+  body.insertAdjacentHTML("beforeend", template.innerHTML.replaceAll("__prefix__", index));
+  total.value = index + 1;
+  body.lastElementChild.querySelector("input")?.focus();
+});
