@@ -152,14 +152,23 @@ class TokenSampler:
     def __init__(self, path):
         with open(path, encoding="utf-8") as handle:
             raw = json.load(handle)
-        self.windows = sorted(int(start) for start in raw)
         self.tables = {}
         for start, entry in raw.items():
-            self.tables[int(start)] = {
+            tables = {
                 name: self._cumulative(ast.literal_eval(text))
                 for name, text in entry.items()
                 if name in ("input_tokens", "output_tokens", "reason_ratio")
             }
+            # Windows without requests have empty PMFs; the nearest earlier
+            # window with data stands in for them.
+            if (
+                tables.get("input_tokens", ([], []))[0]
+                and tables.get("output_tokens", ([], []))[0]
+            ):
+                self.tables[int(start)] = tables
+        if not self.tables:
+            raise ValueError(f"{path} has no window with token distributions.")
+        self.windows = sorted(self.tables)
 
     @staticmethod
     def _cumulative(pmf):
