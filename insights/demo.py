@@ -5,7 +5,7 @@ per-window arrival pattern and token distributions, the last hour comes from
 the Azure 2023 and Mooncake traces, a day of DeepSeek-R1 clients adds
 reasoning tokens, and keys attached to no application get traffic of their
 own. Revoked and expired keys get a day of traffic ending when they stopped
-working. Scales keep the total near 80,000 events, which loads in well under
+working. Scales keep the total near 85,000 events, which loads in well under
 a minute on SQLite.
 """
 
@@ -49,6 +49,8 @@ class Source:
     dataset: Path | None = None
     # Fraction of a ServeGen client's request rate to draw.
     scale: float = 1.0
+    # Keep every n-th row of a request-level trace.
+    every: int = 1
     reasoning: bool = False
 
 
@@ -57,32 +59,33 @@ HISTORY = [
         "ServeGen client 34, 14 days",
         "servegen",
         SERVEGEN_LANGUAGE / "chunk-34-trace.csv",
-        scale=0.0008,
+        scale=0.0016,
     ),
     Source(
         "ServeGen client 20, 14 days",
         "servegen",
         SERVEGEN_LANGUAGE / "chunk-20-trace.csv",
-        scale=0.0015,
+        scale=0.003,
     ),
     Source(
         "ServeGen client 116, 14 days",
         "servegen",
         SERVEGEN_LANGUAGE / "chunk-116-trace.csv",
-        scale=0.0015,
+        scale=0.003,
     ),
     Source(
         "ServeGen client 7, 14 days",
         "servegen",
         SERVEGEN_LANGUAGE / "chunk-7-trace.csv",
         dataset=SERVEGEN_LANGUAGE / "chunk-116-dataset.json",
-        scale=0.0025,
+        scale=0.005,
     ),
 ]
 LAST_HOUR = [
-    Source("Azure LLM 2023 conversation, last hour", "azure", AZURE_CONV),
-    Source("Mooncake conversation, last hour", "mooncake", MOONCAKE),
-    Source("Azure LLM 2023 code, last hour", "azure", AZURE_CODE),
+    # Sampled so the last hour is busier than the history but does not dwarf it.
+    Source("Azure LLM 2023 conversation, last hour", "azure", AZURE_CONV, every=40),
+    Source("Mooncake conversation, last hour", "mooncake", MOONCAKE, every=25),
+    Source("Azure LLM 2023 code, last hour", "azure", AZURE_CODE, every=20),
 ]
 REASONING_DAY = Source(
     "ServeGen DeepSeek-R1 client 54, last day",
@@ -120,7 +123,7 @@ def _rows(source, seed, volume):
         rows = list(importers.read_azure(source.path))
     else:
         rows = list(importers.read_mooncake(source.path))
-    step = max(1, round(1 / volume))
+    step = max(1, round(source.every / volume))
     return rows[::step]
 
 
@@ -191,7 +194,7 @@ class _DemoLoader:
 def load_demo_traffic(demo, stdout, volume=1.0):
     """Record usage for the demo workspace's keys from the bundled traces.
 
-    volume scales the number of events (1.0 is about 80,000); tests use less.
+    volume scales the number of events (1.0 is about 85,000); tests use less.
     """
     now = timezone.now().replace(microsecond=0)
     loader = _DemoLoader(demo, stdout, now, volume)
