@@ -12,6 +12,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from genai_apps.models import GenAIApplication, KeyMapping
+from insights.models import IngestionToken
+from insights.recording import UsageRecord
+from insights.tokens import generate_ingestion_token
 from workspace import crypto
 from workspace.models import (
     APIKey,
@@ -156,3 +159,43 @@ class KeyMappingFactory(factory.django.DjangoModelFactory):
     key = factory.SubFactory(
         APIKeyFactory, project=factory.SelfAttribute("..application.project")
     )
+
+
+class UsageRecordFactory(factory.Factory):
+    """A usage record for insights.recording.record_usage (not saved by itself).
+
+    Pass `key=` to take the project from the key.
+    """
+
+    class Meta:
+        model = UsageRecord
+        exclude = ["key"]
+
+    key = None
+    project_id = factory.LazyAttribute(lambda r: r.key.project_id)
+    key_id = factory.LazyAttribute(lambda r: r.key.pk if r.key else None)
+    occurred_at = factory.LazyFunction(timezone.now)
+    model = "gpt-4o-mini"
+    prompt_tokens = 1000
+    completion_tokens = 200
+    latency_ms = 850
+    ttft_ms = 240
+
+
+class IngestionTokenFactory(factory.django.DjangoModelFactory):
+    """An ingestion token; the plain token is kept on the instance as `token`."""
+
+    class Meta:
+        model = IngestionToken
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"ingestion-{n}")
+    token = factory.LazyFunction(generate_ingestion_token)
+    prefix = factory.LazyAttribute(lambda t: t.token[:12])
+    token_hash = factory.LazyAttribute(lambda t: hash_secret(t.token))
+
+    @classmethod
+    def _create(cls, model_class, *args, token, **kwargs):
+        instance = super()._create(model_class, *args, **kwargs)
+        instance.token = token
+        return instance
