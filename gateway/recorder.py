@@ -24,7 +24,13 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, close_old_connections, connection
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import Q
 
 from insights.recording import record_usage
@@ -135,37 +141,45 @@ class UsageWriter:
 
 
 def write_batch(records, last_used):
+    """Store the records and last-used times in one transaction."""
     close_old_connections()
     try:
-        if records:
-            _record_with_isolation(records)
-        for key_id, used_at in last_used.items():
-            # update() sends no post_save signal, so the gateway key cache
-            # stays valid; the filter never moves last_used_at backwards.
-            APIKey.objects.filter(pk=key_id).filter(
-                Q(last_used_at__isnull=True) | Q(last_used_at__lt=used_at)
-            ).update(last_used_at=used_at)
+        try:
+            with transaction.atomic():
+                record_usage(records)
+                _update_last_used(last_used)
+        except IntegrityError:
+            # One invalid record (say, of a key deleted meanwhile) must not
+            # block the others, so store them one at a time.
+            _record_one_by_one(records)
+            _update_last_used(last_used)
     except DatabaseError:
         # Drop a broken connection so the retry opens a new one.
         connection.close()
         raise
 
 
-def _record_with_isolation(records):
-    """Record the batch; if one record is invalid, record the others alone."""
-    try:
-        record_usage(records)
-    except IntegrityError:
-        for record in records:
-            try:
+def _update_last_used(last_used):
+    for key_id, used_at in last_used.items():
+        # update() sends no post_save signal, so the gateway key cache stays
+        # valid; the filter never moves last_used_at backwards.
+        APIKey.objects.filter(pk=key_id).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=used_at)
+        ).update(last_used_at=used_at)
+
+
+def _record_one_by_one(records):
+    for record in records:
+        try:
+            with transaction.atomic():
                 record_usage([record])
-            except IntegrityError as error:
-                logger.error(
-                    "Dropped usage event %s of key %s: %s",
-                    record.event_id,
-                    record.key_id,
-                    error,
-                )
+        except IntegrityError as error:
+            logger.error(
+                "Dropped usage event %s of key %s: %s",
+                record.event_id,
+                record.key_id,
+                error,
+            )
 
 
 usage_writer = UsageWriter()

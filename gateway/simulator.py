@@ -192,7 +192,7 @@ class SimulatorApp:
         await _send_json(send, 200, {"object": "list", "data": data})
 
     async def chat_completions(self, payload, script, receive, send):
-        if not await _wait_or_fail(script, send, "openai"):
+        if not await _wait_or_fail(script, receive, send, "openai"):
             return
         model = payload.get("model", "")
         completion_id = f"chatcmpl-sim-{next(self.ids)}"
@@ -280,7 +280,7 @@ class SimulatorApp:
         )
 
     async def completions(self, payload, script, receive, send):
-        if not await _wait_or_fail(script, send, "openai"):
+        if not await _wait_or_fail(script, receive, send, "openai"):
             return
         base = {
             "id": f"cmpl-sim-{next(self.ids)}",
@@ -322,7 +322,7 @@ class SimulatorApp:
         )
 
     async def embeddings(self, payload, script, receive, send):
-        if not await _wait_or_fail(script, send, "openai"):
+        if not await _wait_or_fail(script, receive, send, "openai"):
             return
         inputs = payload.get("input", "")
         inputs = inputs if isinstance(inputs, list) else [inputs]
@@ -352,7 +352,7 @@ class SimulatorApp:
         await _send_json(send, 200, body)
 
     async def messages(self, payload, script, receive, send):
-        if not await _wait_or_fail(script, send, "anthropic"):
+        if not await _wait_or_fail(script, receive, send, "anthropic"):
             return
         message_id = f"msg_sim_{next(self.ids)}"
         model = payload.get("model", "")
@@ -467,9 +467,12 @@ async def send_error(send, status, message, style="openai"):
     await _send_json(send, status, body)
 
 
-async def _wait_or_fail(script, send, style):
+async def _wait_or_fail(script, receive, send, style):
     if script.hang:
-        await asyncio.Event().wait()
+        # Answer nothing until the client gives up and disconnects.
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        return False
     if script.latency_ms:
         await asyncio.sleep(script.latency_ms / 1000)
     if script.status >= 400:

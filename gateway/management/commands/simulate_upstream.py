@@ -93,4 +93,5 @@ class Command(BaseCommand):
             port=port,
             log_level="warning",
             access_log=access_log,
+            timeout_graceful_shutdown=2,
         )
