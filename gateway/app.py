@@ -151,7 +151,10 @@ class GatewayApp:
         key = call.key
         streaming = bool(payload and payload.get("stream"))
         strip_usage_chunk = False
-        if streaming and not key.is_anthropic:
+        # The Messages API streams its usage unasked; the OpenAI shapes,
+        # Anthropic's OpenAI-compatible endpoint included, need include_usage.
+        messages_api = operation == "messages"
+        if streaming and not messages_api:
             strip_usage_chunk = request_stream_usage(payload)
             if strip_usage_chunk:
                 body = json.dumps(payload).encode()
@@ -172,7 +175,8 @@ class GatewayApp:
 
         extra = [(b"x-aiw-event-id", str(call.event_id).encode())]
         if streaming and response.status_code < 400:
-            await self.stream(call, response, strip_usage_chunk, extra, receive, send)
+            reader = SSEUsageReader(messages_api, strip_usage_chunk)
+            await self.stream(call, response, reader, extra, receive, send)
             return
         try:
             content = await response.aread() if streaming else response.content
@@ -194,11 +198,10 @@ class GatewayApp:
         if status >= 400:
             call.finish(status, _upstream_error_type(status))
         else:
-            call.finish(status, usage=usage_from_body(content, key.is_anthropic))
+            call.finish(status, usage=usage_from_body(content, messages_api))
 
-    async def stream(self, call, response, strip_usage_chunk, extra, receive, send):
+    async def stream(self, call, response, reader, extra, receive, send):
         """Pass an upstream SSE stream through as its chunks arrive."""
-        reader = SSEUsageReader(call.key.is_anthropic, strip_usage_chunk)
         disconnected = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, disconnected))
         status, error_type = response.status_code, ""

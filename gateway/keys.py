@@ -28,7 +28,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from genai_apps.models import KeyMapping
-from workspace.models import APIKey, Vendor, hash_secret
+from workspace.models import APIKey, hash_secret
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +58,6 @@ class ResolvedKey:
 
     def is_expired(self, now):
         return self.expires_at is not None and self.expires_at <= now
-
-    @property
-    def is_anthropic(self):
-        return self.vendor == Vendor.ANTHROPIC
 
 
 class KeyCache:

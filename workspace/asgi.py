@@ -8,11 +8,17 @@ batched usage events are flushed when the server shuts down.
 
 import os
 
+from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workspace.settings")
 
 django_application = get_asgi_application()
+if settings.DEBUG:
+    # Development only, as runserver does; production serves STATIC_ROOT
+    # from the reverse proxy.
+    django_application = ASGIStaticFilesHandler(django_application)
 
 # Imported after Django is set up, because the gateway imports models.
 from gateway.app import GatewayApp  # noqa: E402

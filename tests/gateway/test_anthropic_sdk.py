@@ -96,3 +96,31 @@ def test_upstream_receives_provider_credential(gateway, key, last_upstream_reque
     assert headers["x-api-key"] == "sk-upstream-test"
     assert headers["anthropic-version"]
     wait_for_events(key=key)
+
+
+def test_openai_sdk_on_anthropic_provider_records_usage(gateway, key):
+    import openai
+
+    client = openai.OpenAI(
+        base_url=f"{gateway.url}/gateway/{key.provider.context_path}/v1",
+        api_key=key.secret,
+        max_retries=0,
+    )
+
+    chunks = list(
+        client.chat.completions.create(
+            model="claude-haiku-4-5",
+            messages=[
+                {
+                    "role": "user",
+                    "content": "simulate: prompt_tokens=30 completion_tokens=5",
+                }
+            ],
+            stream=True,
+        )
+    )
+
+    assert all(chunk.usage is None for chunk in chunks)
+    [event] = wait_for_events(key=key)
+    assert event.prompt_tokens == 30
+    assert event.completion_tokens == 5
