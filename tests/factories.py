@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from genai_apps.models import GenAIApplication, KeyMapping
+from insights.models import UsageEvent
 from workspace import crypto
 from workspace.models import (
     APIKey,
@@ -156,3 +157,23 @@ class KeyMappingFactory(factory.django.DjangoModelFactory):
     key = factory.SubFactory(
         APIKeyFactory, project=factory.SelfAttribute("..application.project")
     )
+
+
+class UsageEventFactory(factory.django.DjangoModelFactory):
+    """A successful call made with a key, attributed to the key's application."""
+
+    class Meta:
+        model = UsageEvent
+
+    key = factory.SubFactory(APIKeyFactory)
+    project = factory.SelfAttribute("key.project")
+    provider = factory.SelfAttribute("key.provider")
+    application = factory.LazyAttribute(
+        lambda event: getattr(getattr(event.key, "mapping", None), "application", None)
+    )
+    occurred_at = factory.LazyFunction(timezone.now)
+    model = "gpt-4o-mini"
+    prompt_tokens = 100
+    completion_tokens = 20
+    latency_ms = 350
+    cost_nanousd = 1_000_000

@@ -150,6 +150,13 @@ DJANGO_TABLES2_TABLE_ATTRS = {"class": "table"}
 # Gateway: seconds before an upstream call is abandoned and recorded as a timeout.
 GATEWAY_UPSTREAM_TIMEOUT = env_float("GATEWAY_UPSTREAM_TIMEOUT", 120.0)
 
+# Dotted path of the module that gives the mapping review its usage figures:
+# key_usage_since(project_ids, since) and application_last_traffic(project_ids).
+# genai_apps may not import insights, so the review loads it by name.
+MAPPING_REVIEW_USAGE_SOURCE = env_str(
+    "MAPPING_REVIEW_USAGE_SOURCE", "insights.review_usage"
+)
+
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
