@@ -312,8 +312,36 @@ class ApplicationStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class GenAIApplicationAdminForm(forms.ModelForm):
+    class Meta:
+        model = GenAIApplication
+        fields = ["project", "name", "description"]
+
+    def clean(self):
+        # The model form skips the unique-name constraint because its
+        # condition reads deleted_at, which is not a form field.
+        cleaned_data = super().clean()
+        project = cleaned_data.get("project") or getattr(self.instance, "project", None)
+        name = cleaned_data.get("name")
+        if project is None or not name:
+            return cleaned_data
+        duplicates = (
+            GenAIApplication.objects.live()
+            .filter(project=project, name__iexact=name)
+            .exclude(pk=self.instance.pk)
+        )
+        if duplicates.exists():
+            self.add_error(
+                "name",
+                f"An application named “{name}” already exists in the project "
+                f"“{project}”. Choose another name.",
+            )
+        return cleaned_data
+
+
 @admin.register(GenAIApplication)
 class GenAIApplicationAdmin(ProjectScopedAdmin):
+    form = GenAIApplicationAdminForm
     list_display = [
         "name",
         "project",
