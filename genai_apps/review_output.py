@@ -101,7 +101,10 @@ def _detach_payload(finding):
 
 
 def render_json(report, options, detach):
-    return json.dumps(report_payload(report, options, detach), indent=2) + "\n"
+    # Compact on purpose: json.dumps with indent falls back to the pure-Python
+    # encoder, which takes seconds on a report with tens of thousands of
+    # findings. Pipe the output through `jq .` to read it.
+    return json.dumps(report_payload(report, options, detach)) + "\n"
 
 
 def neutralise_cell(value):
