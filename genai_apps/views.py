@@ -235,18 +235,20 @@ def attach_keys(request, project_slug, application_id):
     filter_form = PickerFilterForm(
         request.GET or request.POST, project=membership.project
     )
-    candidates = filter_form.filter(_attachable_keys(membership.project))
-    selected = set(
-        map(str, request.POST.getlist("keys") or request.GET.getlist("keys"))
-    )
-    keys = list(candidates[:PICKER_LIMIT])
+    attachable = _attachable_keys(membership.project)
+    matching = list(filter_form.filter(attachable)[:PICKER_LIMIT])
+    selected = request.POST.getlist("keys") or request.GET.getlist("keys")
+    # Ticked keys stay listed while the search changes, so they are saved.
+    ticked = attachable.filter(
+        pk__in=[value for value in selected if value.isdigit()]
+    ).exclude(pk__in=[key.pk for key in matching])
     context = {
         "application": application,
         "form": form,
         "filter_form": filter_form,
-        "keys": keys,
-        "selected": selected,
-        "is_truncated": len(keys) == PICKER_LIMIT,
+        "keys": [*ticked, *matching],
+        "selected": set(selected),
+        "is_truncated": len(matching) == PICKER_LIMIT,
         "nav_section": "applications",
     }
     partial = "picker-rows" if request.htmx.target == "picker-rows" else "picker"

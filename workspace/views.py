@@ -251,7 +251,7 @@ def _proxy_form_page(request, membership, proxy):
 
 
 def key_queryset(project):
-    """The project's keys with everything the keys table shows, in one query."""
+    """Return the project's keys joined with what the keys table shows, in one query."""
     return APIKey.objects.filter(project=project).select_related(
         "provider", "proxy", "created_by", "mapping__application"
     )

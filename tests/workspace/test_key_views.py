@@ -255,7 +255,7 @@ def test_key_revoke_ignores_offsite_next(client, project, owner):
     assert response["Location"] == reverse("workspace:key-list", args=[project.slug])
 
 
-def test_key_list_shows_never_for_missing_expiry_and_use(client, project, owner):
+def test_key_list_shows_never_for_empty_dates(client, project, owner):
     APIKeyFactory(project=project, name="fresh-key")
     client.force_login(owner)
 
