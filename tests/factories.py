@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from genai_apps.models import GenAIApplication, KeyMapping
-from insights.models import IngestionToken, UsageEvent
 from insights import rollups
+from insights.models import IngestionToken, UsageEvent
 from insights.recording import UsageRecord
 from insights.tokens import generate_ingestion_token
 from workspace import crypto
