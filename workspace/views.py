@@ -64,12 +64,6 @@ def switch_project(request):
     return redirect(url_name, project_slug=project.slug)
 
 
-def placeholder(request, project_slug, **kwargs):
-    # TODO: remove once the Insights pages replace their URL placeholders.
-    get_membership(request, project_slug)
-    return render(request, "base.html")
-
-
 # LLM Providers
 
 

@@ -58,3 +58,11 @@ document.addEventListener("click", (event) => {
   total.value = index + 1;
   body.lastElementChild.querySelector("input")?.focus();
 });
+
+// Enter in the picker's search box searches (htmx) instead of submitting
+// the attach form with whatever is ticked.
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && event.target.matches("#key-picker input[type=search]")) {
+    event.preventDefault();
+  }
+});
