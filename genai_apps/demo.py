@@ -11,7 +11,12 @@ import datetime
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from genai_apps.models import GenAIApplication, MappingSource
+from genai_apps.models import (
+    GenAIApplication,
+    KeyMapping,
+    KeyMappingEvent,
+    MappingSource,
+)
 from genai_apps.services import attach_keys
 from workspace import pricing
 from workspace.models import (
@@ -301,8 +306,24 @@ def _create_applications(project, keys, users, now):
         attach_keys(
             application, members, users[creator][0], source=MappingSource.COMMAND
         )
+        _backdate_attachments(application, members)
         applications.append(application)
     return applications
+
+
+def _backdate_attachments(application, keys):
+    """Date each attach an hour after the later of key and application creation.
+
+    attach_keys stamps the current time; the demo's history reads better
+    when keys were attached soon after they were created.
+    """
+    for key in keys:
+        attached_at = max(key.created_at, application.created_at)
+        attached_at += datetime.timedelta(hours=1)
+        KeyMapping.objects.filter(key=key).update(attached_at=attached_at)
+        KeyMappingEvent.objects.filter(key=key, application=application).update(
+            created_at=attached_at
+        )
 
 
 def _revoke_and_expire(keys, users, now):
