@@ -1,10 +1,10 @@
 """Benchmark the browser pages of a large project in PostgreSQL.
 
 Builds one project with 20,000 API keys, 2,000 GenAI applications and
-10,000 key mappings (sizes adjustable), then requests each list page, an
-application's details page and the key picker through Django's test client,
-and prints the median and slowest response time and the number of queries
-of each. The client runs in-process, so the times include the view, the
+10,000 key mappings (sizes adjustable). Then it requests each list page, an
+application's details page and the key picker through Django's test client.
+For each page it prints the median and slowest response time and the number
+of queries. The client runs in-process, so the times include the view, the
 queries and the template rendering but no network or WSGI server.
 
 Run from the repository root:

@@ -170,9 +170,10 @@ APPLICATIONS = [
 def create_demo_workspace(stdout):
     """Create the demo project, users, providers, proxies, keys and apps.
 
-    Returns a DemoWorkspace. Safe to call on an empty database only; the
-    seed_demo command checks that first. Users are reused if they exist, so
-    `seed_demo --force` can reload the projects.
+    Returns a DemoWorkspace. Call it only when no project with the slug
+    "demo" exists, which the seed_demo command checks first. Existing demo
+    users are reused and an existing sandbox project is replaced, so the
+    demo can be loaded again after delete_demo_workspace.
     """
     now = timezone.now()
     project = Project.objects.create(name="Demo", slug=DEMO_PROJECT_SLUG)
@@ -334,7 +335,7 @@ def _revoke_and_expire(keys, users, now):
 
 
 def _create_sandbox(users, now):
-    """A second, smaller project, so the project switcher has a choice."""
+    """Create a second, smaller project, so the project switcher has a choice."""
     existing = Project.objects.filter(slug=SANDBOX_PROJECT_SLUG).first()
     if existing is not None:
         delete_demo_workspace(existing)

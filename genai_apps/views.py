@@ -223,7 +223,7 @@ def _attachable_keys(project):
 @require_http_methods(["GET", "POST"])
 @login_required
 def attach_keys(request, project_slug, application_id):
-    """The key picker: GET lists attachable keys, POST attaches the selection."""
+    """Show the key picker on GET and attach the selected keys on POST."""
     membership = get_membership(request, project_slug)
     application = _live_application(membership, application_id)
     require_editor(membership)

@@ -34,7 +34,7 @@ def context_path_owner(project, context_path, exclude=None):
 
 
 class ContextPathMixin:
-    """Checks that the context path is free among the project's providers and proxies."""
+    """Form mixin that rejects a context path used elsewhere in the project."""
 
     def clean_context_path(self):
         context_path = self.cleaned_data["context_path"].strip().lower()
