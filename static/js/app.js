@@ -66,3 +66,13 @@ document.addEventListener("keydown", (event) => {
     event.preventDefault();
   }
 });
+
+// An htmx request whose session expired ends on the sign-in page; load that
+// page in full instead of swapping it into a dialog or a table.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const url = event.detail.xhr.responseURL || "";
+  if (new URL(url, location.href).pathname.startsWith("/accounts/login/")) {
+    event.detail.shouldSwap = false;
+    location.assign(url);
+  }
+});
