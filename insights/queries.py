@@ -222,16 +222,25 @@ def _check_range(start, end):
         )
 
 
-def totals(project_id, start, end, application_id=None, group_by=(), filters=None):
+def totals(
+    project_id,
+    start,
+    end,
+    application_id=None,
+    group_by=(),
+    filters=None,
+    table=UsageRollup,
+):
     """Return {group values: Totals} for the range, grouped by rollup columns.
 
     With no group_by the result has one entry keyed by (). application_id 0
-    selects usage from keys attached to no application.
+    selects usage from keys attached to no application. Group by key_id with
+    table=KeyRollup.
     """
     _check_range(start, end)
     result = {}
     for level, condition in _conditions_by_level([(start, end)]).items():
-        queryset = _scoped(UsageRollup, project_id, application_id).filter(
+        queryset = _scoped(table, project_id, application_id).filter(
             condition, level=level
         )
         if filters:

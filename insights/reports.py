@@ -10,7 +10,7 @@ import datetime
 from decimal import Decimal
 
 from insights import queries
-from insights.models import ErrorType, HistogramMetric
+from insights.models import ErrorType, HistogramMetric, KeyRollup
 
 LATENCY = HistogramMetric.LATENCY
 TTFT = HistogramMetric.TTFT
@@ -295,7 +295,12 @@ def application_report(application, period, key_names):
         for (name,), per_bucket in by_model.items()
     ]
     by_key = queries.totals(
-        project_id, period.start, period.end, application.pk, group_by=("key_id",)
+        project_id,
+        period.start,
+        period.end,
+        application.pk,
+        group_by=("key_id",),
+        table=KeyRollup,
     )
     report.key_rows = []
     for (key_id,), totals in by_key.items():
