@@ -163,8 +163,14 @@ class RollupBase(models.Model):
 
     level = models.PositiveSmallIntegerField(choices=RollupLevel.choices)
     bucket_start = models.DateTimeField()
+    # Derived data: Django deletes it with the project, and skipping the
+    # database constraint spares a foreign key check on every increment.
     project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+        Project,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     # 0 when the key belonged to no application.
     application_id = models.BigIntegerField(default=0)
@@ -259,8 +265,14 @@ class UsageHistogram(models.Model):
 
     level = models.PositiveSmallIntegerField(choices=RollupLevel.choices)
     bucket_start = models.DateTimeField()
+    # Derived data: Django deletes it with the project, and skipping the
+    # database constraint spares a foreign key check on every increment.
     project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+        Project,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     application_id = models.BigIntegerField(default=0)
     metric = models.PositiveSmallIntegerField(choices=HistogramMetric.choices)

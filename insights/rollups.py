@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from django.db import connection, transaction
 
-from insights import histograms
+from insights import bulk, histograms
 from insights.models import (
     HistogramMetric,
     KeyRollup,
@@ -254,21 +254,18 @@ def _write_counts(table, counts):
         *METRIC_NAMES,
     )
     updates = ", ".join(f"{m} = {name}.{m} + excluded.{m}" for m in METRIC_NAMES)
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    adapt = connection.ops.adapt_datetimefield_value
+    conflict = ", ".join(table.conflict_columns)
     # Sorted, so two writers lock shared rows in the same order and cannot
-    # deadlock; chunked to stay under SQLite's limit of bound parameters.
-    with connection.cursor() as cursor:
-        for chunk in _chunks(sorted(counts.items()), 500):
-            params = []
-            for key, sums in chunk:
-                params.extend((key[0], adapt(key[1]), *key[2:], *sums))
-            cursor.execute(
-                f"INSERT INTO {name} ({', '.join(columns)}) VALUES "
-                + ", ".join([row_sql] * len(chunk))
-                + f" ON CONFLICT ({', '.join(table.conflict_columns)}) DO UPDATE SET {updates}",
-                params,
-            )
+    # deadlock.
+    rows = [(*key, *sums) for key, sums in sorted(counts.items())]
+    bulk.insert(
+        name,
+        columns,
+        rows,
+        suffix=f"ORDER BY {conflict} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+        if connection.vendor == "postgresql"
+        else f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}",
+    )
 
 
 def _write_histograms(increments):
