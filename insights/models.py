@@ -255,6 +255,11 @@ class HistogramMetric(models.IntegerChoices):
     TTFT = 2, "Time to first token"
 
 
+# application_id of the histogram rows that sum every application of a
+# project, so project-wide percentiles do not merge one row per application.
+ALL_APPLICATIONS = -1
+
+
 class UsageHistogram(models.Model):
     """A latency or TTFT distribution per bucket and application.
 
@@ -274,6 +279,7 @@ class UsageHistogram(models.Model):
         db_index=False,
         db_constraint=False,
     )
+    # 0 for keys attached to no application; ALL_APPLICATIONS for the project.
     application_id = models.BigIntegerField(default=0)
     metric = models.PositiveSmallIntegerField(choices=HistogramMetric.choices)
     counts = models.TextField(default="")

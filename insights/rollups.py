@@ -26,6 +26,7 @@ from django.db import connection, transaction
 
 from insights import bulk, histograms
 from insights.models import (
+    ALL_APPLICATIONS,
     HistogramMetric,
     KeyRollup,
     RollupLevel,
@@ -198,9 +199,12 @@ def aggregate(rows):
         ):
             if value is None:
                 continue
-            bins = fine_histograms.setdefault((start, row[1], row[2] or 0, metric), {})
             b = histograms.bin_of(value)
-            bins[b] = bins.get(b, 0) + 1
+            for application_id in (row[2] or 0, ALL_APPLICATIONS):
+                bins = fine_histograms.setdefault(
+                    (start, row[1], application_id, metric), {}
+                )
+                bins[b] = bins.get(b, 0) + 1
 
     increments = Increments()
     for table, counts in fine_counts.items():
@@ -459,6 +463,10 @@ def _rebuild_histograms_in_sql(cursor, where, params):
         f"WHERE {where} AND ttft_ms IS NOT NULL"
         ") AS binned GROUP BY 1, 2, 3, 4, 5",
         params + params,
+    )
+    cursor.execute(
+        f"INSERT INTO rebuild_histogram_bins SELECT bucket, project_id, {ALL_APPLICATIONS}, "
+        "metric, bin, SUM(n) FROM rebuild_histogram_bins GROUP BY 1, 2, 4, 5"
     )
     for level in LEVELS:
         cursor.execute(
