@@ -80,14 +80,18 @@ class Totals:
 
     @property
     def cost(self):
-        """Known cost in USD; None when every request in it is unpriced."""
-        if self.requests and self.unpriced_requests == self.requests:
+        """Known cost in USD; None when nothing with a price cost anything.
+
+        Requests without tokens (failed attempts) cost $0 whatever the price,
+        so a range of unpriced requests and failures is unknown, not $0.
+        """
+        if self.unpriced_requests and not self.cost_nanousd:
             return None
         return nanousd_to_usd(self.cost_nanousd)
 
     @property
     def cost_is_partial(self):
-        return 0 < self.unpriced_requests < self.requests
+        return self.unpriced_requests > 0 and self.cost_nanousd > 0
 
     @property
     def uncached_prompt_tokens(self):

@@ -161,9 +161,11 @@ def _range_context(request, form, range_key, tz_name, period):
         "tz_from_url": bool(request.GET.get("tz")),
         "timezone_cookie": TIMEZONE_COOKIE,
         "presets": presets,
-        "period_start": period.start.astimezone(period.tz),
-        "period_end": local_end,
+        # Formatted here: the date filter would convert to the server's zone.
+        "period_start": period.start.astimezone(period.tz).strftime("%Y-%m-%d %H:%M"),
+        "period_end": local_end.strftime("%Y-%m-%d %H:%M"),
         "granularity": period.granularity,
+        "granularity_label": "hourly" if period.granularity == "hour" else "daily",
         "query_string": query.urlencode(),
     }
 
