@@ -149,6 +149,20 @@ DJANGO_TABLES2_TABLE_ATTRS = {"class": "table"}
 
 # Gateway: seconds before an upstream call is abandoned and recorded as a timeout.
 GATEWAY_UPSTREAM_TIMEOUT = env_float("GATEWAY_UPSTREAM_TIMEOUT", 120.0)
+# Gateway usage writer: seconds between batch writes, records per early write,
+# records kept while the database is unavailable, and seconds spent flushing
+# at shutdown. See gateway/recorder.py for what can be lost.
+GATEWAY_FLUSH_INTERVAL = env_float("GATEWAY_FLUSH_INTERVAL", 1.0)
+GATEWAY_FLUSH_BATCH_SIZE = env_int("GATEWAY_FLUSH_BATCH_SIZE", 500)
+GATEWAY_BUFFER_MAX_EVENTS = env_int("GATEWAY_BUFFER_MAX_EVENTS", 100_000)
+GATEWAY_SHUTDOWN_FLUSH_TIMEOUT = env_float("GATEWAY_SHUTDOWN_FLUSH_TIMEOUT", 10.0)
+
+# Dotted path of the module that gives the mapping review its usage figures:
+# key_usage_since(project_ids, since) and application_last_traffic(project_ids).
+# genai_apps may not import insights, so the review loads it by name.
+MAPPING_REVIEW_USAGE_SOURCE = env_str(
+    "MAPPING_REVIEW_USAGE_SOURCE", "insights.review_usage"
+)
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -189,5 +203,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # httpx logs every gateway upstream call at INFO; uvicorn's access log
+        # already has one line per call.
+        "httpx": {"level": "WARNING"},
     },
 }
