@@ -141,3 +141,35 @@ class KeyMappingEvent(models.Model):
         return (
             f"{self.get_action_display()} {self.key_prefix} / {self.application_name}"
         )
+
+
+class MappingReview(models.Model):
+    """One run of `manage.py review_mappings`: its options and what it found.
+
+    `project` is empty when the run covered every project.
+    """
+
+    project = models.ForeignKey(
+        Project,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="mapping_reviews",
+    )
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    # The command-line options, e.g. {"stale_days": 30, "detach": true}.
+    options = models.JSONField(default=dict)
+    finding_count = models.PositiveIntegerField(default=0)
+    # Findings per kind, e.g. {"revoked_key": 2, "unused_key": 0, ...}.
+    counts = models.JSONField(default=dict)
+    detached_count = models.PositiveIntegerField(
+        default=0, help_text="Keys detached by this run; 0 for a dry run."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = "mapping review"
+
+    def __str__(self):
+        return f"Mapping review at {self.started_at:%Y-%m-%d %H:%M} UTC"

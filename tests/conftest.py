@@ -4,6 +4,12 @@ from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 from workspace.models import Role
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    # PBKDF2's deliberate slowness costs about half a second per user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def project(db):
     return ProjectFactory(name="Acme", slug="acme")

@@ -157,6 +157,13 @@ GATEWAY_FLUSH_BATCH_SIZE = env_int("GATEWAY_FLUSH_BATCH_SIZE", 500)
 GATEWAY_BUFFER_MAX_EVENTS = env_int("GATEWAY_BUFFER_MAX_EVENTS", 100_000)
 GATEWAY_SHUTDOWN_FLUSH_TIMEOUT = env_float("GATEWAY_SHUTDOWN_FLUSH_TIMEOUT", 10.0)
 
+# Dotted path of the module that gives the mapping review its usage figures:
+# key_usage_since(project_ids, since) and application_last_traffic(project_ids).
+# genai_apps may not import insights, so the review loads it by name.
+MAPPING_REVIEW_USAGE_SOURCE = env_str(
+    "MAPPING_REVIEW_USAGE_SOURCE", "insights.review_usage"
+)
+
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
