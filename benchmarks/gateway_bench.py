@@ -51,10 +51,24 @@ MODEL = "gpt-4o-mini"
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="Seconds per load level (default 5).")
-    parser.add_argument("--latency-requests", type=int, default=2000, help="Requests per concurrency-1 run (default 2000).")
-    parser.add_argument("--concurrency", default="10,50,200", help="Load levels (default 10,50,200).")
-    parser.add_argument("--skip-litellm", action="store_true", help="Do not start LiteLLM.")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=5.0,
+        help="Seconds per load level (default 5).",
+    )
+    parser.add_argument(
+        "--latency-requests",
+        type=int,
+        default=2000,
+        help="Requests per concurrency-1 run (default 2000).",
+    )
+    parser.add_argument(
+        "--concurrency", default="10,50,200", help="Load levels (default 10,50,200)."
+    )
+    parser.add_argument(
+        "--skip-litellm", action="store_true", help="Do not start LiteLLM."
+    )
     args = parser.parse_args()
     levels = [int(level) for level in args.concurrency.split(",")]
 
@@ -66,14 +80,26 @@ def main():
         processes.append(start_simulator(env, workdir))
         processes.append(start_gateway(env, workdir))
         targets = {
-            "direct": Target("direct", PORTS["simulator"], "/v1/chat/completions", UPSTREAM_KEY),
-            "gateway": Target("gateway", PORTS["gateway"], "/gateway/bench/v1/chat/completions", secret),
+            "direct": Target(
+                "direct", PORTS["simulator"], "/v1/chat/completions", UPSTREAM_KEY
+            ),
+            "gateway": Target(
+                "gateway",
+                PORTS["gateway"],
+                "/gateway/bench/v1/chat/completions",
+                secret,
+            ),
         }
         litellm_note = "not run (--skip-litellm)"
         if not args.skip_litellm:
             if LITELLM.exists():
                 processes.append(start_litellm(workdir))
-                targets["litellm"] = Target("litellm", PORTS["litellm"], "/v1/chat/completions", LITELLM_MASTER_KEY)
+                targets["litellm"] = Target(
+                    "litellm",
+                    PORTS["litellm"],
+                    "/v1/chat/completions",
+                    LITELLM_MASTER_KEY,
+                )
                 litellm_note = litellm_version()
             else:
                 litellm_note = f"not installed at {LITELLM}"
@@ -96,7 +122,11 @@ class Target:
         self.secret = secret
 
     def request(self, stream):
-        body = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
+        body = {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "max_tokens": 16,
+        }
         if stream:
             body["stream"] = True
         payload = json.dumps(body).encode()
@@ -121,7 +151,9 @@ def bench_environment(workdir):
 def prepare_database(env):
     """Migrate and create a provider and key for the bench; return the secret."""
     python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True)
+    subprocess.run(
+        [python, "manage.py", "migrate", "-v0"], cwd=REPO, env=env, check=True
+    )
     script = f"""
 from workspace.models import APIKey, Project, Provider, ProviderModel
 project, _ = Project.objects.get_or_create(slug="bench", defaults={{"name": "Benchmark"}})
@@ -136,7 +168,12 @@ key, secret = APIKey.create_with_secret(project=project, name="bench", provider=
 print(secret)
 """
     result = subprocess.run(
-        [python, "manage.py", "shell", "-c", script], cwd=REPO, env=env, check=True, capture_output=True, text=True
+        [python, "manage.py", "shell", "-c", script],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return result.stdout.strip().splitlines()[-1]
 
@@ -148,8 +185,24 @@ def start_simulator(env, workdir):
 
 
 def start_gateway(env, workdir):
-    args = ["taskset", "-c", PROXY_CPU, sys.executable, "-m", "uvicorn", "workspace.asgi:application"]
-    args += ["--host", "127.0.0.1", "--port", str(PORTS["gateway"]), "--no-access-log", "--log-level", "warning"]
+    args = [
+        "taskset",
+        "-c",
+        PROXY_CPU,
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "workspace.asgi:application",
+    ]
+    args += [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(PORTS["gateway"]),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     return spawn(args, env, workdir / "gateway.log", PORTS["gateway"])
 
 
@@ -174,20 +227,38 @@ def start_litellm(workdir):
         LITELLM_LOG="ERROR",
     )
     args = ["taskset", "-c", PROXY_CPU, str(LITELLM), "--config", str(config)]
-    args += ["--host", "127.0.0.1", "--port", str(PORTS["litellm"]), "--num_workers", "1"]
+    args += [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(PORTS["litellm"]),
+        "--num_workers",
+        "1",
+    ]
     return spawn(args, env, workdir / "litellm.log", PORTS["litellm"], timeout=120)
 
 
 def litellm_version():
     pip = LITELLM.parent / "pip"
-    output = subprocess.run([str(pip), "show", "litellm"], capture_output=True, text=True).stdout
-    version = next((line.split()[-1] for line in output.splitlines() if line.startswith("Version")), "?")
+    output = subprocess.run(
+        [str(pip), "show", "litellm"], capture_output=True, text=True
+    ).stdout
+    version = next(
+        (
+            line.split()[-1]
+            for line in output.splitlines()
+            if line.startswith("Version")
+        ),
+        "?",
+    )
     return f"litellm {version} (proxy, no database)"
 
 
 def spawn(args, env, log_path, port, timeout=30):
     log = open(log_path, "wb")
-    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -198,7 +269,9 @@ def spawn(args, env, log_path, port, timeout=30):
         except OSError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"Nothing listened on port {port} within {timeout} s:\n{log_path.read_text()}")
+    raise RuntimeError(
+        f"Nothing listened on port {port} within {timeout} s:\n{log_path.read_text()}"
+    )
 
 
 def stop(process):
@@ -222,7 +295,9 @@ class Connection:
     @classmethod
     async def open(cls, port):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        writer.transport.get_extra_info("socket").setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+        )
         return cls(reader, writer)
 
     async def call(self, request):
@@ -253,7 +328,9 @@ class Connection:
         self.writer.close()
 
 
-async def run_level(target, concurrency, stream, duration=None, requests=None, warmup=0.5):
+async def run_level(
+    target, concurrency, stream, duration=None, requests=None, warmup=0.5
+):
     """Run `concurrency` callers for `duration` seconds or `requests` calls."""
     request = target.request(stream)
     connections = [await Connection.open(target.port) for _ in range(concurrency)]
@@ -315,9 +392,13 @@ async def run_all(targets, levels, args):
         for name, target in targets.items():
             # Warm caches and connection pools before measuring.
             await run_level(target, 4, stream, requests=200, warmup=0)
-            result = await run_level(target, 1, stream, requests=args.latency_requests, warmup=0)
+            result = await run_level(
+                target, 1, stream, requests=args.latency_requests, warmup=0
+            )
             results["latency"][f"{name}/{mode}"] = result
-            print(f"c=1   {mode:6} {name:8} p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms")
+            print(
+                f"c=1   {mode:6} {name:8} p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms"
+            )
         for level in levels:
             for name, target in targets.items():
                 result = await run_level(target, level, stream, duration=args.duration)
@@ -344,8 +425,12 @@ def build_report(results, targets, levels, litellm_note, args):
             added[f"{name}/{mode}"] = {
                 "p50_ms": round(proxied["p50_ms"] - direct["p50_ms"], 3),
                 "p99_ms": round(proxied["p99_ms"] - direct["p99_ms"], 3),
-                "first_event_p50_ms": round(proxied["first_p50_ms"] - direct["first_p50_ms"], 3),
-                "first_event_p99_ms": round(proxied["first_p99_ms"] - direct["first_p99_ms"], 3),
+                "first_event_p50_ms": round(
+                    proxied["first_p50_ms"] - direct["first_p50_ms"], 3
+                ),
+                "first_event_p99_ms": round(
+                    proxied["first_p99_ms"] - direct["first_p99_ms"], 3
+                ),
             }
     return {
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -396,7 +481,11 @@ def print_report(report):
     for key, result in report["load"].items():
         name, mode, level = key.split("/")
         direct = report["load"][f"direct/{mode}/{level}"]
-        overhead = "" if name == "direct" else f"  +{result['p50_ms'] - direct['p50_ms']:.1f} ms p50 over direct"
+        overhead = (
+            ""
+            if name == "direct"
+            else f"  +{result['p50_ms'] - direct['p50_ms']:.1f} ms p50 over direct"
+        )
         print(
             f"  c={level:<3} {mode:6} {name:8} {result['rps']:8.0f}  "
             f"{result['p50_ms']:7.1f} / {result['p99_ms']:7.1f}{overhead}"

@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import time
-import uuid
 
 import aiohttp
 import yarl
@@ -29,7 +28,7 @@ from gateway.upstream import (
 )
 from gateway.usage import SSEUsageReader, Usage, usage_from_body
 from insights.models import ErrorType
-from insights.recording import UsageRecord
+from insights.recording import UsageRecord, new_event_id
 from workspace.models import Vendor
 
 logger = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class Call:
         self.key = key
         self.started = started
         self.occurred_at = occurred_at
-        self.event_id = uuid.uuid4()
+        self.event_id = new_event_id()
         self.model = ""
         self.ttft_ms = None
 
