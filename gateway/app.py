@@ -1,6 +1,6 @@
 """The gateway's ASGI data plane, served in front of Django.
 
-Requests under /gateway/<context path>/v1/ are answered here without
+Requests under /gateway/<context path>/v1/ are handled here without
 Django's request cycle: the key resolves from the per-process key cache,
 the call is forwarded with aiohttp, and the finished call is handed to the
 batched usage writer. Everything else goes to Django.
@@ -34,14 +34,14 @@ from workspace.models import Vendor
 logger = logging.getLogger(__name__)
 
 ROUTE = re.compile(r"/gateway/(?P<context_path>[^/]+)/v1/(?P<operation>.+?)/?")
-# Status recorded for a client that went away before its answer was complete,
-# as nginx logs it.
+# Status recorded for a client that disconnected before the response was
+# complete, as nginx logs it.
 CLIENT_CLOSED_REQUEST = 499
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class Call:
-    """What the gateway knows about one call, turned into a UsageRecord."""
+    """The state of one call, recorded as a UsageRecord when it ends."""
 
     __slots__ = ("key", "started", "occurred_at", "event_id", "model", "ttft_ms")
 
@@ -149,6 +149,14 @@ class GatewayApp:
                 Call(rejection.key, started, timezone.now()).finish(
                     rejection.error.status, rejection.error_type
                 )
+        except Exception:
+            # Record the call before the server answers 500, so a bug in the
+            # gateway still shows up in Insights.
+            key_prefix = call.key.prefix if call else "?"
+            logger.exception("Gateway call failed for key %s…", key_prefix)
+            if call is not None:
+                call.finish(500, ErrorType.OTHER)
+            raise
 
     async def forward(self, call, operation, scope, payload, body, receive, send):
         key = call.key
@@ -242,7 +250,7 @@ class GatewayApp:
         finally:
             watcher.cancel()
             if status == CLIENT_CLOSED_REQUEST or error_type:
-                # Closing the connection tells the upstream to stop generating.
+                # Closing the connection makes the upstream stop generating.
                 response.close()
             else:
                 response.release()
@@ -313,6 +321,12 @@ async def authenticate(scope):
             key,
         )
     operation = match["operation"]
+    check_operation(key, operation, scope["method"])
+    return key, operation
+
+
+def check_operation(key, operation, method):
+    """Reject an operation the key's provider does not serve, or a wrong method."""
     if operation not in OPERATIONS or (
         operation == "messages" and key.vendor != Vendor.ANTHROPIC
     ):
@@ -323,7 +337,7 @@ async def authenticate(scope):
             key,
             ErrorType.BAD_REQUEST,
         )
-    if scope["method"] != OPERATIONS[operation]:
+    if method != OPERATIONS[operation]:
         raise Rejected(
             errors.GatewayError(
                 405,
@@ -334,7 +348,6 @@ async def authenticate(scope):
             key,
             ErrorType.BAD_REQUEST,
         )
-    return key, operation
 
 
 def presented_secret(headers):

@@ -1,6 +1,6 @@
 """Django routes under /gateway/, reached only without the ASGI entry point.
 
-workspace.asgi answers /gateway/ itself; under runserver or a WSGI server
+workspace.asgi handles /gateway/ itself; under runserver or a WSGI server
 the gateway is not available, and clients get an OpenAI error body that
 says so instead of an HTML 404.
 """
