@@ -275,7 +275,7 @@ def insert_events(cursor, args, project, provider, first_key, first_app, now):
                CASE WHEN n %% 50 = 0 THEN 500 ELSE 200 END,
                CASE WHEN n %% 50 = 0 THEN 'upstream_5xx' ELSE '' END,
                (n %% 1000) * 1000
-        FROM generate_series(1, %(count)s) AS n,
+        FROM generate_series(1::bigint, %(count)s) AS n,
              LATERAL (SELECT (n * 7919) %% %(keys)s AS k) AS picked
         """,
         {

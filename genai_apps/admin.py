@@ -10,6 +10,9 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html
 
 from genai_apps.models import (
     GenAIApplication,
@@ -225,24 +228,18 @@ def _was(count):
     return "was" if count == 1 else "were"
 
 
-class MappedKeyForm(forms.ModelForm):
+class AttachKeyForm(forms.ModelForm):
     class Meta:
         model = KeyMapping
         fields = ["key"]
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            # An existing mapping is removed and added again, never re-pointed.
-            self.fields["key"].disabled = True
-
     def validate_unique(self):
-        # MappedKeyFormSet.clean gives the attach rule's own message instead
+        # AttachKeyFormSet.clean gives the attach rule's own message instead
         # of the generic "Key mapping with this Key already exists".
         pass
 
 
-class MappedKeyFormSet(BaseInlineFormSet):
+class AttachKeyFormSet(BaseInlineFormSet):
     """Check new rows against the attach rules before anything is saved."""
 
     def clean(self):
@@ -274,13 +271,12 @@ class MappedKeyFormSet(BaseInlineFormSet):
 
 
 class MappedKeyInline(ProjectScopedInline, admin.TabularInline):
+    """The application's keys; ticking "Delete" detaches a key, never deletes it."""
+
     model = KeyMapping
     project_path = "application__project"
-    form = MappedKeyForm
-    formset = MappedKeyFormSet
-    fields = ["key", "key_status", "key_last_used", "attached_by", "attached_at"]
-    readonly_fields = ["key_status", "key_last_used", "attached_by", "attached_at"]
-    autocomplete_fields = ["key"]
+    fields = ["key_link", "key_status", "key_last_used", "attached_by", "attached_at"]
+    readonly_fields = fields
     extra = 0
     verbose_name = "mapped key"
     verbose_name_plural = "mapped keys"
@@ -288,13 +284,41 @@ class MappedKeyInline(ProjectScopedInline, admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("key", "attached_by")
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="key")
+    def key_link(self, obj):
+        url = reverse("admin:workspace_apikey_change", args=[obj.key_id])
+        return format_html('<a href="{}">{}</a>', url, obj.key)
+
     @admin.display(description="status")
     def key_status(self, obj):
-        return obj.key.status.label if obj.pk else "—"
+        return obj.key.status.label
 
     @admin.display(description="last used")
     def key_last_used(self, obj):
-        return obj.key.last_used_at if obj.pk else None
+        if obj.key.last_used_at is None:
+            return "Never"
+        return formats.localize(timezone.localtime(obj.key.last_used_at))
+
+
+class AttachKeyInline(ProjectScopedInline, admin.TabularInline):
+    """Empty rows that attach more keys; existing mappings are listed above."""
+
+    model = KeyMapping
+    project_path = "application__project"
+    form = AttachKeyForm
+    formset = AttachKeyFormSet
+    fields = ["key"]
+    autocomplete_fields = ["key"]
+    extra = 0
+    can_delete = False
+    verbose_name = "key to attach"
+    verbose_name_plural = "attach keys"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
 
 
 class ApplicationStateFilter(admin.SimpleListFilter):
@@ -367,7 +391,7 @@ class GenAIApplicationAdmin(ProjectScopedAdmin):
         "deleted_at",
     ]
     readonly_fields = ["created_by", "created_at", "updated_at", "deleted_at"]
-    inlines = [MappedKeyInline]
+    inlines = [MappedKeyInline, AttachKeyInline]
 
     def get_queryset(self, request):
         return (

@@ -7,6 +7,7 @@ Report whose findings the review command prints, mails and records.
 
 import dataclasses
 import datetime
+import math
 from decimal import Decimal
 
 from django.conf import settings
@@ -256,13 +257,17 @@ def _mapped_key_findings(context, key, usage):
         return
     expiring_before = now + datetime.timedelta(days=context.options.expiring_days)
     if key["expires_at"] is not None and key["expires_at"] <= expiring_before:
-        days_left = (key["expires_at"] - now).days
+        # Rounded up, so a key expiring in 30 hours is "in 2 days", never "0".
+        days_left = math.ceil((key["expires_at"] - now) / datetime.timedelta(days=1))
         yield _finding(
             context,
             EXPIRING_KEY,
             key,
             at=key["expires_at"],
-            message=f"Expires on {_day(key['expires_at'])} (in {days_left} days).",
+            message=(
+                f"Expires on {_day(key['expires_at'])} "
+                f"(in {days_left} day{'' if days_left == 1 else 's'})."
+            ),
         )
     if _is_unused(key, usage, context.since):
         last_used = key["last_used_at"]
@@ -321,7 +326,7 @@ def _application_findings(context, applications, last_traffic):
                 message=(
                     f"No traffic for {stale_days} days; last call on {_day(last)}."
                     if last
-                    else "Has keys but has never had traffic."
+                    else "Has keys but no recorded traffic."
                 ),
             )
 
