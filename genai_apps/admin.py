@@ -167,7 +167,11 @@ class APIKeyAdmin(ProjectScopedAdmin):
             )
         # APIKey.revoke saves each key, so post_save reaches the gateway's key
         # cache; a bulk update() would skip that signal.
-        revoked = sum(1 for key in queryset if key.revoke(request.user))
+        revoked = 0
+        for key in queryset:
+            if key.revoke(request.user):
+                self.log_change(request, key, "Revoked with the admin action.")
+                revoked += 1
         skipped = len(queryset) - revoked
         message = f"Revoked {_count_keys(revoked)}."
         if skipped:
@@ -196,6 +200,9 @@ class APIKeyAdmin(ProjectScopedAdmin):
             if mapping and detach_key(
                 mapping.application, key, request.user, source=MappingSource.ADMIN
             ):
+                self.log_change(
+                    request, key, f"Detached from “{mapping.application.name}”."
+                )
                 detached += 1
         skipped = len(queryset) - detached
         message = f"Detached {_count_keys(detached)} from their application."
