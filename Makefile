@@ -30,8 +30,17 @@ demo: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 
+# The dashboard and the gateway (uvicorn, one worker: the default local-memory
+# cache is per process), the upstream simulator on 127.0.0.1:8001, and a slow
+# replay of a real trace through the gateway so Insights fill while you watch.
+# Ctrl-C stops all three.
 run: demo
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python manage.py simulate_upstream --port 8001 & \
+	$(BIN)/uvicorn workspace.asgi:application --host $(HOST) --port $(PORT) & \
+	$(BIN)/python manage.py replay_trace --demo --wait 30 --gateway http://$(HOST):$(PORT) \
+		--rate 1 --loop --error-every 40 --no-progress & \
+	wait
 
 test: install-test
 	$(BIN)/python -m pytest -n auto

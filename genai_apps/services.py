@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from genai_apps.models import KeyMapping, KeyMappingEvent, MappingAction, MappingSource
 from genai_apps.signals import mapping_changed
-from workspace.models import APIKey
+from workspace.models import APIKey, KeyStatus
 
 
 class MappingError(Exception):
@@ -32,15 +32,19 @@ def _record(action, application, key, user, source, when):
 def attach_keys(application, keys, user, source=MappingSource.UI):
     """Attach keys to the application and record each attach.
 
-    Revoked and expired keys may be attached: the mapping keeps their past
-    usage grouped with the application. Raises MappingError, and attaches
-    nothing, when a key is in another project or already belongs to an
-    application. Attaching a key that is already in this application is a
-    no-op. Returns the newly created mappings.
+    Only active keys may be attached: a revoked or expired key makes no
+    calls, and attaching it would not move its past usage, which stays with
+    the application that owned the key at the time of each call. A key that
+    is revoked or expires while attached stays attached. Raises
+    MappingError, and attaches nothing, when a key is in another project,
+    already belongs to another application, or is revoked or expired.
+    Attaching a key that is already in this application is a no-op.
+    Returns the newly created mappings.
     """
     if application.is_deleted:
         raise MappingError(f"The application “{application.name}” has been deleted.")
 
+    now = timezone.now()
     key_ids = [key.pk for key in keys]
     # Lock the keys so two concurrent attaches of one key cannot both pass
     # the ownership check below; the unique key_id on KeyMapping backs this.
@@ -59,11 +63,15 @@ def attach_keys(application, keys, user, source=MappingSource.UI):
                 f"API key “{key.name}” ({key.prefix}…) already belongs to the "
                 f"application “{mapping.application.name}”. Remove it there first."
             )
+        if mapping is None and key.status_at(now) != KeyStatus.ACTIVE:
+            raise MappingError(
+                f"API key “{key.name}” ({key.prefix}…) is "
+                f"{key.status_at(now).label.lower()}; only active keys can be attached."
+            )
     missing = set(key_ids) - {key.pk for key in locked}
     if missing:
         raise MappingError(f"API key id {min(missing)} does not exist.")
 
-    now = timezone.now()
     new_keys = [key for key in locked if getattr(key, "mapping", None) is None]
     mappings = KeyMapping.objects.bulk_create(
         [

@@ -1,9 +1,35 @@
 from django.urls import path
 
-from workspace import views as workspace_views
+from genai_apps import views
 
 app_name = "genai_apps"
 
 urlpatterns = [
-    path("", workspace_views.placeholder, name="application-list"),
+    path("", views.application_list, name="application-list"),
+    path("new/", views.application_create, name="application-create"),
+    path(
+        "<int:application_id>/",
+        views.application_detail,
+        name="application-detail",
+    ),
+    path(
+        "<int:application_id>/edit/",
+        views.application_edit,
+        name="application-edit",
+    ),
+    path(
+        "<int:application_id>/delete/",
+        views.application_delete,
+        name="application-delete",
+    ),
+    path(
+        "<int:application_id>/attach/",
+        views.attach_keys,
+        name="application-attach-keys",
+    ),
+    path(
+        "<int:application_id>/keys/<int:key_id>/remove/",
+        views.remove_key,
+        name="application-remove-key",
+    ),
 ]

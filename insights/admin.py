@@ -6,7 +6,6 @@ Events are deleted only by the purge_usage retention command.
 from django.contrib import admin
 
 from insights.models import UsageEvent
-from insights.review_usage import COST_FIELD, cost_to_usd
 from workspace.admin_scope import ProjectScopedAdmin, scoped_related_filter
 
 
@@ -53,9 +52,9 @@ class UsageEventAdmin(ProjectScopedAdmin):
     # Counting every event for "N total" is a full scan on large tables.
     show_full_result_count = False
 
-    @admin.display(description="cost (USD)", ordering=COST_FIELD)
+    @admin.display(description="cost (USD)", ordering="cost_nanousd")
     def cost(self, obj):
-        cost = cost_to_usd(getattr(obj, COST_FIELD))
+        cost = obj.cost
         return "unknown" if cost is None else f"{cost:.6f}"
 
     def has_add_permission(self, request):

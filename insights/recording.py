@@ -1,17 +1,58 @@
 """The one way usage enters the system.
 
 The gateway, the ingestion API and the importers build UsageRecord values and
-pass them to record_usage. It is idempotent on event_id.
+pass them to record_usage, which stores the new events and adds them to the
+rollups in one transaction. It is idempotent on event_id.
+
+Token counts follow the OpenAI usage object: cached_tokens and
+cache_write_tokens are parts of prompt_tokens, reasoning_tokens is part of
+completion_tokens. Cost, in integer nano-dollars:
+
+    (prompt - cached - cache_write) x input price
+    + cached x cached input price
+    + cache_write x cache write price
+    + completion x output price
+
+with prices in USD per million tokens from workspace.ProviderModel. The sum is
+computed exactly in units of 1e-12 USD and rounded half up to a nano-dollar
+once per event. A price that the event needs (a token count above zero) but
+that the catalogue leaves empty makes the cost unknown (NULL), never $0.
 """
 
 import dataclasses
 import datetime
+import os
+import time
 import uuid
+from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from genai_apps.models import KeyMapping
-from insights.models import UsageEvent
+from insights import rollups
+from insights.models import UsageEvent, UsagePrice
+from workspace.models import APIKey, ProviderModel
+
+# Prices have 6 decimal places: price x 1e6 is an integer number of
+# 1e-12 USD per token, and 1000 of those make a nano-dollar.
+_PRICE_SCALE = Decimal(1_000_000)
+_PICO_PER_NANO = 1000
+
+
+def new_event_id():
+    """Return a time-ordered UUID (the UUIDv7 layout of RFC 9562).
+
+    Ids that grow with time append to the primary key index instead of
+    splitting random pages, which keeps the index dense.
+    """
+    millis = time.time_ns() // 1_000_000
+    value = (millis & (2**48 - 1)) << 80
+    value |= int.from_bytes(os.urandom(10), "big") & ((1 << 80) - 1)
+    value &= ~(0xF << 76)
+    value |= 0x7 << 76
+    value &= ~(0x3 << 62)
+    value |= 0x2 << 62
+    return uuid.UUID(int=value)
 
 
 @dataclasses.dataclass(slots=True)
@@ -34,16 +75,195 @@ class UsageRecord:
     ttft_ms: int | None = None
     status_code: int = 200
     error_type: str = ""
-    event_id: uuid.UUID = dataclasses.field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = dataclasses.field(default_factory=new_event_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordResult:
+    """What record_usage stored: new events and the ids it skipped."""
+
+    inserted: int
+    duplicate_ids: frozenset
+
+    @property
+    def duplicates(self):
+        return len(self.duplicate_ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prices:
+    """USD per million tokens; None where the catalogue has no price."""
+
+    input: Decimal | None
+    cached_input: Decimal | None
+    output: Decimal | None
+    cache_write: Decimal | None
+
+    @property
+    def signature(self):
+        return "|".join(
+            "" if p is None else format(p.quantize(Decimal("0.000001")), "f")
+            for p in (self.input, self.cached_input, self.output, self.cache_write)
+        )
+
+
+def compute_cost_nanousd(prices, prompt, completion, cached=0, cache_write=0):
+    """Return the cost in nano-dollars, or None when a needed price is unknown."""
+    if prices is None:
+        return None
+    uncached = max(prompt - cached - cache_write, 0)
+    parts = (
+        (uncached, prices.input),
+        (cached, prices.cached_input),
+        (cache_write, prices.cache_write),
+        (completion, prices.output),
+    )
+    pico = 0
+    for tokens, price in parts:
+        if not tokens:
+            continue
+        if price is None:
+            return None
+        pico += tokens * int(price * _PRICE_SCALE)
+    # Round half up to whole nano-dollars; costs are never negative.
+    return (pico + _PICO_PER_NANO // 2) // _PICO_PER_NANO
+
+
+def _key_details(key_ids):
+    """Return {key_id: (provider_id, proxy_id, provider used for pricing)}."""
+    rows = APIKey.objects.filter(pk__in=key_ids).values_list(
+        "pk", "provider_id", "proxy_id", "proxy__provider_id"
+    )
+    return {
+        pk: (provider, proxy, provider or proxy_provider)
+        for pk, provider, proxy, proxy_provider in rows
+    }
+
+
+def _proxy_providers(proxy_ids):
+    from workspace.models import AppProxy
+
+    return dict(
+        AppProxy.objects.filter(pk__in=proxy_ids).values_list("pk", "provider_id")
+    )
+
+
+def _price_table(pairs):
+    """Return {(provider_id, model): Prices} for the catalogue entries in pairs."""
+    if not pairs:
+        return {}
+    provider_ids = {provider for provider, _ in pairs}
+    names = {name for _, name in pairs}
+    table = {}
+    for entry in ProviderModel.objects.filter(
+        provider_id__in=provider_ids, name__in=names
+    ):
+        table[(entry.provider_id, entry.name)] = Prices(
+            entry.input_price,
+            entry.cached_input_price,
+            entry.output_price,
+            entry.cache_write_price,
+        )
+    return table
+
+
+def _price_ids(prices):
+    """Return {signature: UsagePrice id}, creating the missing price rows."""
+    by_signature = {p.signature: p for p in prices}
+    if not by_signature:
+        return {}
+    UsagePrice.objects.bulk_create(
+        [
+            UsagePrice(
+                signature=signature,
+                input_price=p.input,
+                cached_input_price=p.cached_input,
+                output_price=p.output,
+                cache_write_price=p.cache_write,
+            )
+            for signature, p in by_signature.items()
+        ],
+        ignore_conflicts=True,
+    )
+    return dict(
+        UsagePrice.objects.filter(signature__in=by_signature).values_list(
+            "signature", "pk"
+        )
+    )
+
+
+_INSERT_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "project_id",
+    "key_id",
+    "application_id",
+    "provider_id",
+    "proxy_id",
+    "cost_nanousd",
+    "price_id",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cache_write_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "status_code",
+    "error_type",
+    "model",
+)
+
+
+def _insert_events(rows):
+    """Insert event rows; return the set of event ids that were new."""
+    table = UsageEvent._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    adapt = connection.ops.adapt_datetimefield_value
+    row_sql = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
+    inserted = set()
+    with connection.cursor() as cursor:
+        for chunk in rollups._chunks(rows, 1000):
+            params = []
+            for row in chunk:
+                event_id = row[0] if postgres else row[0].hex
+                params.extend((event_id, adapt(row[1]), *row[2:]))
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(_INSERT_COLUMNS)}) VALUES "
+                + ", ".join([row_sql] * len(chunk))
+                + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                params,
+            )
+            for (event_id,) in cursor.fetchall():
+                inserted.add(
+                    event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(event_id)
+                )
+    return inserted
 
 
 @transaction.atomic
 def record_usage(records):
-    """Store the records; returns the number of new events.
+    """Store the records and add them to the rollups; return a RecordResult.
 
-    An event whose event_id is already stored is skipped.
+    An event whose event_id is already stored, or repeated in `records`, is
+    skipped and listed in duplicate_ids. Runs in one transaction: either all
+    new events and their rollup increments are stored, or none.
     """
-    records = list(records)
+    unique = {}
+    repeated = set()
+    for record in records:
+        if record.event_id in unique:
+            repeated.add(record.event_id)
+        else:
+            unique[record.event_id] = record
+    records = list(unique.values())
+    if not records:
+        return RecordResult(0, frozenset(repeated))
+
+    keys = _key_details({r.key_id for r in records if r.key_id})
+    proxies = _proxy_providers(
+        {r.proxy_id for r in records if r.proxy_id and not r.provider_id}
+    )
     unresolved = [
         r.key_id
         for r in records
@@ -54,28 +274,77 @@ def record_usage(records):
             "key_id", "application_id"
         )
     )
-    events = [
-        UsageEvent(
-            event_id=r.event_id,
-            occurred_at=r.occurred_at,
-            project_id=r.project_id,
-            key_id=r.key_id,
-            application_id=r.application_id or owners.get(r.key_id),
-            provider_id=r.provider_id,
-            proxy_id=r.proxy_id,
-            model=r.model,
-            prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens,
-            cached_tokens=r.cached_tokens,
-            reasoning_tokens=r.reasoning_tokens,
-            cache_write_tokens=r.cache_write_tokens,
-            latency_ms=r.latency_ms,
-            ttft_ms=r.ttft_ms,
-            status_code=r.status_code,
-            error_type=r.error_type,
+
+    prepared = []
+    for r in records:
+        provider_id, proxy_id = r.provider_id, r.proxy_id
+        pricing_provider = provider_id or proxies.get(proxy_id)
+        if provider_id is None and proxy_id is None and r.key_id in keys:
+            provider_id, proxy_id, pricing_provider = keys[r.key_id]
+        application_id = r.application_id
+        if application_id is None and r.resolve_application:
+            application_id = owners.get(r.key_id)
+        prepared.append((r, provider_id, proxy_id, pricing_provider, application_id))
+
+    price_table = _price_table({(p[3], p[0].model) for p in prepared if p[3]})
+    price_ids = _price_ids(price_table.values())
+
+    rows = []
+    for r, provider_id, proxy_id, pricing_provider, application_id in prepared:
+        prices = price_table.get((pricing_provider, r.model))
+        cost = compute_cost_nanousd(
+            prices,
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.cached_tokens,
+            r.cache_write_tokens,
         )
-        for r in records
+        rows.append(
+            (
+                r.event_id,
+                r.occurred_at,
+                r.project_id,
+                r.key_id,
+                application_id,
+                provider_id,
+                proxy_id,
+                cost,
+                price_ids[prices.signature] if prices else None,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.cached_tokens,
+                r.reasoning_tokens,
+                r.cache_write_tokens,
+                r.latency_ms,
+                r.ttft_ms,
+                r.status_code,
+                r.error_type or "",
+                r.model or "",
+            )
+        )
+
+    inserted = _insert_events(rows)
+    new_rows = [
+        (
+            row[1],
+            row[2],
+            row[4],
+            row[3],
+            row[18],
+            row[16],
+            row[17],
+            row[9],
+            row[10],
+            row[11],
+            row[12],
+            row[13],
+            row[7],
+            row[14],
+            row[15],
+        )
+        for row in rows
+        if row[0] in inserted
     ]
-    before = UsageEvent.objects.count()
-    UsageEvent.objects.bulk_create(events, ignore_conflicts=True)
-    return UsageEvent.objects.count() - before
+    rollups.write(rollups.aggregate(new_rows))
+    duplicates = repeated | {row[0] for row in rows if row[0] not in inserted}
+    return RecordResult(len(inserted), frozenset(duplicates))

@@ -1,61 +1,59 @@
-"""Usage figures for the mapping review, over raw usage events.
+"""Usage figures for the scheduled key mapping review.
 
-genai_apps may not import insights, so the review command loads this module
-by the dotted path in settings.MAPPING_REVIEW_USAGE_SOURCE. Each function
-runs one aggregate query, whatever the number of keys or applications.
+Both functions read the 15-minute rollups with one query each, whatever the
+number of projects, keys or applications. A scheduled command can afford
+to scan them; the pages use insights.queries, which reads coarser levels.
 """
 
-from decimal import Decimal
+from django.db.models import Max, Sum
 
-from django.db.models import Count, Max, Sum
-
-from insights.models import UsageEvent
-
-# The stored cost unit; this module and cost_to_usd are the only places in
-# governance code that know it.
-COST_FIELD = "cost_nanousd"
-NANOUSD_PER_USD = Decimal(10**9)
-
-
-def cost_to_usd(stored_cost):
-    """Convert a stored cost (or a sum of them) to Decimal USD; None stays None."""
-    if stored_cost is None:
-        return None
-    return Decimal(stored_cost) / NANOUSD_PER_USD
+from insights.models import RollupLevel, UsageRollup, nanousd_to_usd
+from insights.rollups import bucket_start
 
 
 def key_usage_since(project_ids, since):
-    """Return {key_id: (requests, cost_usd)} for calls made at or after `since`.
+    """Return {key_id: (requests, cost in USD or None)} from `since` until now.
 
-    Events without a key are left out. Unknown costs count as zero, so
-    cost_usd is a lower bound when some models have no price.
+    `since` is rounded down to its 15-minute bucket. Cost is None when every
+    request of the key had no price; keys without usage are absent.
     """
+    start = bucket_start(since, RollupLevel.QUARTER_HOUR)
     rows = (
-        UsageEvent.objects.filter(
-            project_id__in=project_ids, occurred_at__gte=since, key_id__isnull=False
+        UsageRollup.objects.filter(
+            project_id__in=project_ids,
+            level=RollupLevel.QUARTER_HOUR,
+            bucket_start__gte=start,
         )
+        .exclude(key_id=0)
         .values("key_id")
-        .annotate(requests=Count("pk"), cost=Sum(COST_FIELD))
+        .annotate(
+            requests=Sum("requests"),
+            cost=Sum("cost_nanousd"),
+            unpriced=Sum("unpriced_requests"),
+        )
         .order_by()
-        .values_list("key_id", "requests", "cost")
     )
-    return {
-        key_id: (requests, cost_to_usd(cost or 0)) for key_id, requests, cost in rows
-    }
+    usage = {}
+    for row in rows:
+        cost = (
+            None if row["unpriced"] == row["requests"] else nanousd_to_usd(row["cost"])
+        )
+        usage[row["key_id"]] = (row["requests"], cost)
+    return usage
 
 
 def application_last_traffic(project_ids):
-    """Return {application_id: datetime of its latest call}.
+    """Return {application_id: start of the last 15-minute bucket with traffic}.
 
-    An event counts for the application that owned its key at call time.
+    The time is the start of the bucket, so it is at most 15 minutes early.
     """
     rows = (
-        UsageEvent.objects.filter(
-            project_id__in=project_ids, application_id__isnull=False
+        UsageRollup.objects.filter(
+            project_id__in=project_ids, level=RollupLevel.QUARTER_HOUR
         )
+        .exclude(application_id=0)
         .values("application_id")
-        .annotate(last=Max("occurred_at"))
+        .annotate(last=Max("bucket_start"))
         .order_by()
-        .values_list("application_id", "last")
     )
-    return dict(rows)
+    return {row["application_id"]: row["last"] for row in rows}

@@ -1,14 +1,16 @@
 from django.urls import path
 
-from workspace import views as workspace_views
+from insights import views
 
 app_name = "insights"
 
 urlpatterns = [
-    path("", workspace_views.placeholder, name="overview"),
+    path("", views.overview, name="overview"),
+    path("export.csv", views.overview_export, name="overview-export"),
+    path("applications/<int:application_id>/", views.application, name="application"),
     path(
-        "applications/<int:application_id>/",
-        workspace_views.placeholder,
-        name="application",
+        "applications/<int:application_id>/export.csv",
+        views.application_export,
+        name="application-export",
     ),
 ]

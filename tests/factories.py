@@ -9,10 +9,14 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.utils import timezone
 
 from genai_apps.models import GenAIApplication, KeyMapping
-from insights.models import UsageEvent
+from insights import rollups
+from insights.models import IngestionToken, UsageEvent
+from insights.recording import UsageRecord
+from insights.tokens import generate_ingestion_token
 from workspace import crypto
 from workspace.models import (
     APIKey,
@@ -159,8 +163,51 @@ class KeyMappingFactory(factory.django.DjangoModelFactory):
     )
 
 
+class UsageRecordFactory(factory.Factory):
+    """A usage record for insights.recording.record_usage (not saved by itself).
+
+    Pass `key=` to take the project from the key.
+    """
+
+    class Meta:
+        model = UsageRecord
+        exclude = ["key"]
+
+    key = None
+    project_id = factory.LazyAttribute(lambda r: r.key.project_id)
+    key_id = factory.LazyAttribute(lambda r: r.key.pk if r.key else None)
+    occurred_at = factory.LazyFunction(timezone.now)
+    model = "gpt-4o-mini"
+    prompt_tokens = 1000
+    completion_tokens = 200
+    latency_ms = 850
+    ttft_ms = 240
+
+
+class IngestionTokenFactory(factory.django.DjangoModelFactory):
+    """An ingestion token; the plain token is kept on the instance as `token`."""
+
+    class Meta:
+        model = IngestionToken
+
+    project = factory.SubFactory(ProjectFactory)
+    name = factory.Sequence(lambda n: f"ingestion-{n}")
+    token = factory.LazyFunction(generate_ingestion_token)
+    prefix = factory.LazyAttribute(lambda t: t.token[:12])
+    token_hash = factory.LazyAttribute(lambda t: hash_secret(t.token))
+
+    @classmethod
+    def _create(cls, model_class, *args, token, **kwargs):
+        instance = super()._create(model_class, *args, **kwargs)
+        instance.token = token
+        return instance
+
 class UsageEventFactory(factory.django.DjangoModelFactory):
-    """A successful call made with a key, attributed to the key's application."""
+    """A stored call made with a key, attributed to the key's application.
+
+    Unlike record_usage, it stores the given cost_nanousd as it is, so tests
+    can state costs directly; it adds the event to the rollups the same way.
+    """
 
     class Meta:
         model = UsageEvent
@@ -177,3 +224,11 @@ class UsageEventFactory(factory.django.DjangoModelFactory):
     completion_tokens = 20
     latency_ms = 350
     cost_nanousd = 1_000_000
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        with transaction.atomic():
+            event = super()._create(model_class, *args, **kwargs)
+            stored = UsageEvent.objects.filter(pk=event.pk)
+            rollups.write(rollups.aggregate(rollups.event_rows(stored)))
+        return event

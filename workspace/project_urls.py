@@ -7,7 +7,13 @@ from workspace import views
 app_name = "workspace"
 
 urlpatterns = [
-    path("providers/", views.placeholder, name="provider-list"),
-    path("proxies/", views.placeholder, name="proxy-list"),
-    path("keys/", views.placeholder, name="key-list"),
+    path("providers/", views.provider_list, name="provider-list"),
+    path("providers/new/", views.provider_create, name="provider-create"),
+    path("providers/<int:provider_id>/", views.provider_edit, name="provider-edit"),
+    path("proxies/", views.proxy_list, name="proxy-list"),
+    path("proxies/new/", views.proxy_create, name="proxy-create"),
+    path("proxies/<int:proxy_id>/", views.proxy_edit, name="proxy-edit"),
+    path("keys/", views.key_list, name="key-list"),
+    path("keys/new/", views.key_create, name="key-create"),
+    path("keys/<int:key_id>/revoke/", views.key_revoke, name="key-revoke"),
 ]

@@ -149,6 +149,13 @@ DJANGO_TABLES2_TABLE_ATTRS = {"class": "table"}
 
 # Gateway: seconds before an upstream call is abandoned and recorded as a timeout.
 GATEWAY_UPSTREAM_TIMEOUT = env_float("GATEWAY_UPSTREAM_TIMEOUT", 120.0)
+# Gateway usage writer: seconds between batch writes, records per early write,
+# records kept while the database is unavailable, and seconds spent flushing
+# at shutdown. See gateway/recorder.py for what can be lost.
+GATEWAY_FLUSH_INTERVAL = env_float("GATEWAY_FLUSH_INTERVAL", 1.0)
+GATEWAY_FLUSH_BATCH_SIZE = env_int("GATEWAY_FLUSH_BATCH_SIZE", 500)
+GATEWAY_BUFFER_MAX_EVENTS = env_int("GATEWAY_BUFFER_MAX_EVENTS", 100_000)
+GATEWAY_SHUTDOWN_FLUSH_TIMEOUT = env_float("GATEWAY_SHUTDOWN_FLUSH_TIMEOUT", 10.0)
 
 # Dotted path of the module that gives the mapping review its usage figures:
 # key_usage_since(project_ids, since) and application_last_traffic(project_ids).
@@ -165,6 +172,10 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Joining the browsers' HSTS preload list is a decision for the owner
+        # of the domain and hard to undo, so it is off unless asked for.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     SECURE_CONTENT_TYPE_NOSNIFF = True
 
 EMAIL_BACKEND = env_str(
@@ -192,5 +203,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # httpx logs every gateway upstream call at INFO; uvicorn's access log
+        # already has one line per call.
+        "httpx": {"level": "WARNING"},
     },
 }

@@ -1,8 +1,43 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET
+import logging
+import secrets
 
-from workspace.access import projects_for_user
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+from django_tables2 import RequestConfig
+
+from workspace import pricing
+from workspace.access import get_membership, projects_for_user, require_editor
+from workspace.forms import (
+    APIKeyForm,
+    AppProxyForm,
+    KeyFilterForm,
+    ProviderForm,
+    ProviderModelFormSet,
+)
+from workspace.models import APIKey, AppProxy, Provider
+from workspace.rendering import render_page, safe_next_url
+from workspace.tables import APIKeyTable, AppProxyTable, ProviderTable
+
+logger = logging.getLogger(__name__)
+
+PER_PAGE = 25
+# Section names of the left navigation, and the list page each one opens.
+SECTION_URL_NAMES = {
+    "applications": "genai_apps:application-list",
+    "keys": "workspace:key-list",
+    "providers": "workspace:provider-list",
+    "proxies": "workspace:proxy-list",
+    "insights": "insights:overview",
+}
+# The session remembers this many used key-form tokens, so a resubmitted
+# "Generate key" form is recognised without ever storing a secret.
+USED_KEY_FORM_TOKENS_KEPT = 20
 
 
 @require_GET
@@ -23,12 +58,313 @@ def switch_project(request):
     project = projects_for_user(request.user).filter(slug=slug).first()
     if project is None:
         return redirect("home")
-    return redirect("genai_apps:application-list", project_slug=project.slug)
+    url_name = SECTION_URL_NAMES.get(
+        request.GET.get("section", ""), "genai_apps:application-list"
+    )
+    return redirect(url_name, project_slug=project.slug)
 
 
 def placeholder(request, project_slug, **kwargs):
-    # TODO: replaced by the real pages as each app lands.
-    from workspace.access import get_membership
-
+    # TODO: remove once the Insights pages replace their URL placeholders.
     get_membership(request, project_slug)
     return render(request, "base.html")
+
+
+# LLM Providers
+
+
+@require_GET
+@login_required
+def provider_list(request, project_slug):
+    membership = get_membership(request, project_slug)
+
+    providers = Provider.objects.filter(project=membership.project).annotate(
+        model_count=Count("models")
+    )
+    table = ProviderTable(providers, project_slug=project_slug, order_by="name")
+    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+
+    context = {
+        "table": table,
+        "nav_section": "providers",
+        "can_edit": membership.can_edit,
+    }
+    return render(request, "workspace/provider_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def provider_create(request, project_slug):
+    membership = get_membership(request, project_slug)
+    require_editor(membership)
+    return _provider_form_page(
+        request, membership, Provider(project=membership.project)
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def provider_edit(request, project_slug, provider_id):
+    membership = get_membership(request, project_slug)
+    provider = get_object_or_404(Provider, project=membership.project, pk=provider_id)
+    if request.method == "POST":
+        require_editor(membership)
+    return _provider_form_page(request, membership, provider)
+
+
+def _provider_form_page(request, membership, provider):
+    project = membership.project
+    data = request.POST if request.method == "POST" else None
+    form = ProviderForm(data, instance=provider, project=project)
+    formset = ProviderModelFormSet(data, instance=provider, prefix="models")
+    if not membership.can_edit:
+        _disable_form(form)
+        for model_form in formset:
+            _disable_form(model_form)
+
+    if data is not None and form.is_valid() and formset.is_valid():
+        try:
+            filled = _save_provider(form, formset)
+        except IntegrityError:
+            form.add_error(
+                None,
+                "Another change to this provider was saved at the same time; "
+                "check the values and save again.",
+            )
+        else:
+            verb = "created" if provider._state.adding else "saved"
+            messages.success(request, f"Provider “{form.instance.name}” {verb}.")
+            if filled:
+                messages.info(
+                    request,
+                    "Prices filled from the LiteLLM price catalogue for "
+                    f"{', '.join(filled)}; edit them if your contract differs.",
+                )
+            return redirect("workspace:provider-list", project_slug=project.slug)
+
+    context = {
+        "form": form,
+        "formset": formset,
+        "provider": provider if provider.pk else None,
+        "nav_section": "providers",
+        "can_edit": membership.can_edit,
+    }
+    return render(request, "workspace/provider_form.html", context)
+
+
+@transaction.atomic
+def _save_provider(form, formset):
+    """Save the provider and its models; return the models priced from the catalogue."""
+    provider = form.save()
+    formset.instance = provider
+    models = formset.save(commit=False)
+    for model in formset.deleted_objects:
+        model.delete()
+    filled = []
+    for model in models:
+        if model.pk is None and pricing.fill_missing_prices(model, provider.vendor):
+            filled.append(model.name)
+        model.save()
+    return filled
+
+
+def _disable_form(form):
+    for field in form.fields.values():
+        field.disabled = True
+
+
+# App LLM Proxies
+
+
+@require_GET
+@login_required
+def proxy_list(request, project_slug):
+    membership = get_membership(request, project_slug)
+
+    proxies = AppProxy.objects.filter(project=membership.project).select_related(
+        "provider"
+    )
+    table = AppProxyTable(proxies, project_slug=project_slug, order_by="name")
+    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+
+    context = {
+        "table": table,
+        "nav_section": "proxies",
+        "can_edit": membership.can_edit,
+        "has_providers": Provider.objects.filter(project=membership.project).exists(),
+    }
+    return render(request, "workspace/proxy_list.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def proxy_create(request, project_slug):
+    membership = get_membership(request, project_slug)
+    require_editor(membership)
+    return _proxy_form_page(request, membership, AppProxy(project=membership.project))
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def proxy_edit(request, project_slug, proxy_id):
+    membership = get_membership(request, project_slug)
+    proxy = get_object_or_404(AppProxy, project=membership.project, pk=proxy_id)
+    if request.method == "POST":
+        require_editor(membership)
+    return _proxy_form_page(request, membership, proxy)
+
+
+def _proxy_form_page(request, membership, proxy):
+    project = membership.project
+    data = request.POST if request.method == "POST" else None
+    form = AppProxyForm(data, instance=proxy, project=project)
+    if not membership.can_edit:
+        _disable_form(form)
+
+    if data is not None and form.is_valid():
+        adding = proxy._state.adding
+        if adding:
+            form.instance.created_by = request.user
+        try:
+            with transaction.atomic():
+                proxy = form.save()
+        except IntegrityError:
+            form.add_error(
+                "context_path",
+                "This context path was taken a moment ago; choose another one.",
+            )
+        else:
+            verb = "created" if adding else "saved"
+            messages.success(request, f"App LLM Proxy “{proxy.name}” {verb}.")
+            return redirect("workspace:proxy-list", project_slug=project.slug)
+
+    context = {
+        "form": form,
+        "proxy": proxy if proxy.pk else None,
+        "nav_section": "proxies",
+        "can_edit": membership.can_edit,
+    }
+    return render(request, "workspace/proxy_form.html", context)
+
+
+# API keys
+
+
+def key_queryset(project):
+    """The project's keys with everything the keys table shows, in one query."""
+    return APIKey.objects.filter(project=project).select_related(
+        "provider", "proxy", "created_by", "mapping__application"
+    )
+
+
+@require_GET
+@login_required
+def key_list(request, project_slug):
+    membership = get_membership(request, project_slug)
+
+    filter_form = KeyFilterForm(request.GET, project=membership.project)
+    keys = filter_form.filter(key_queryset(membership.project))
+    table = APIKeyTable(
+        keys,
+        project_slug=project_slug,
+        can_edit=membership.can_edit,
+        order_by="-created_at",
+    )
+    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+
+    context = {
+        "table": table,
+        "filter_form": filter_form,
+        "is_filtered": any(request.GET.get(name) for name in ("q", "status", "target")),
+        "has_keys": APIKey.objects.filter(project=membership.project).exists(),
+        "nav_section": "keys",
+        "can_edit": membership.can_edit,
+    }
+    return render_page(request, "workspace/key_list.html", context, partial="key-table")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@login_required
+def key_create(request, project_slug):
+    membership = get_membership(request, project_slug)
+    require_editor(membership)
+    project = membership.project
+
+    if request.method == "POST":
+        form = APIKeyForm(request.POST, project=project)
+        if _key_form_token_used(request):
+            messages.warning(
+                request,
+                "That form was already submitted and its key created. A secret is "
+                "shown only once; revoke the key and generate a new one if you "
+                "did not copy it.",
+            )
+            return redirect("workspace:key-list", project_slug=project.slug)
+        if form.is_valid():
+            key, secret = form.create_key(request.user)
+            logger.info(
+                "API key %s created in project %s by user %s",
+                key.prefix,
+                project.slug,
+                request.user.pk,
+            )
+            # The secret goes into this one response only: not into the
+            # session, a message or a redirect, and the page is not cached.
+            context = {"key": key, "secret": secret, "nav_section": "keys"}
+            return render(request, "workspace/key_created.html", context)
+    else:
+        form = APIKeyForm(project=project, initial=_initial_target(request))
+
+    context = {
+        "form": form,
+        "form_token": secrets.token_urlsafe(16),
+        "nav_section": "keys",
+        "has_targets": Provider.objects.filter(project=project).exists(),
+    }
+    return render(request, "workspace/key_form.html", context)
+
+
+def _initial_target(request):
+    target = request.GET.get("target", "")
+    return {"target": target} if target else {}
+
+
+def _key_form_token_used(request):
+    """Record the form's one-time token; return True if it was used before."""
+    token = request.POST.get("form_token", "")
+    if not token:
+        return False
+    used = request.session.get("used_key_form_tokens", [])
+    if token in used:
+        return True
+    request.session["used_key_form_tokens"] = [
+        *used[-(USED_KEY_FORM_TOKENS_KEPT - 1) :],
+        token,
+    ]
+    return False
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def key_revoke(request, project_slug, key_id):
+    membership = get_membership(request, project_slug)
+    key = get_object_or_404(key_queryset(membership.project), pk=key_id)
+    require_editor(membership)
+
+    if request.method == "POST":
+        if key.revoke(request.user):
+            logger.info(
+                "API key %s revoked in project %s by user %s",
+                key.prefix,
+                project_slug,
+                request.user.pk,
+            )
+            messages.success(request, f"API key “{key.name}” ({key.prefix}…) revoked.")
+        else:
+            messages.info(request, f"API key “{key.name}” was already revoked.")
+        default = reverse("workspace:key-list", args=[project_slug])
+        return redirect(safe_next_url(request, default))
+
+    context = {"key": key, "nav_section": "keys", "next": request.GET.get("next", "")}
+    return render_page(request, "workspace/key_revoke.html", context, partial="confirm")

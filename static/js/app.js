@@ -5,18 +5,40 @@ document.addEventListener("click", (event) => {
   const source = document.querySelector(button.dataset.copyTarget);
   if (!source) return;
   const text = source.value ?? source.textContent;
+  if (source.select) source.select();
   navigator.clipboard.writeText(text.trim()).then(
     () => { button.textContent = "Copied"; },
     () => { button.textContent = "Copy failed: select the text and copy it"; },
   );
 });
 
-// Modal dialogs: an htmx swap into #modal opens it; [data-close-modal] closes it.
+// Modal dialogs: an htmx swap into #modal opens it; [data-close-modal] or the
+// "close-modal" event (sent by the server in HX-Trigger) closes it.
+function closeModal() {
+  const modal = document.getElementById("modal");
+  if (modal && modal.open) modal.close();
+}
 document.addEventListener("htmx:afterSwap", (event) => {
-  if (event.detail.target.id === "modal") event.detail.target.showModal();
+  const target = event.detail.target;
+  if (target.id === "modal" && !target.open) target.showModal();
 });
 document.addEventListener("click", (event) => {
-  if (event.target.closest("[data-close-modal]")) {
-    document.getElementById("modal").close();
+  const closer = event.target.closest("[data-close-modal]");
+  if (!closer) return;
+  const modal = document.getElementById("modal");
+  // Inside the dialog, Cancel only closes it; on a full page it is a link.
+  if (modal && modal.open && modal.contains(closer)) {
+    event.preventDefault();
+    closeModal();
   }
+});
+document.addEventListener("close-modal", closeModal);
+document.addEventListener("DOMContentLoaded", () => {
+  const modal = document.getElementById("modal");
+  if (modal) modal.addEventListener("close", () => { modal.replaceChildren(); });
+
+  // A page that shows a one-time secret replaces its history entry, so that
+  // reloading or going back loads the key list instead of the secret.
+  const replaced = document.querySelector("[data-replace-url]");
+  if (replaced) history.replaceState(null, "", replaced.dataset.replaceUrl);
 });

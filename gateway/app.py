@@ -1,0 +1,484 @@
+"""The gateway's ASGI data plane, served in front of Django.
+
+Requests under /gateway/<context path>/v1/ are answered here without
+Django's request cycle: the key resolves from the per-process key cache,
+the call is forwarded with httpx, and the finished call is handed to the
+batched usage writer. Everything else goes to Django.
+"""
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+
+from gateway import errors
+from gateway.keys import key_cache
+from gateway.recorder import usage_writer
+from gateway.upstream import (
+    OPERATIONS,
+    response_headers,
+    upstream_headers,
+    upstream_url,
+)
+from gateway.usage import SSEUsageReader, Usage, usage_from_body
+from insights.models import ErrorType
+from insights.recording import UsageRecord
+from workspace.models import Vendor
+
+logger = logging.getLogger(__name__)
+
+ROUTE = re.compile(r"/gateway/(?P<context_path>[^/]+)/v1/(?P<operation>.+?)/?")
+# Status recorded for a client that went away before its answer was complete,
+# as nginx logs it.
+CLIENT_CLOSED_REQUEST = 499
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class Call:
+    """What the gateway knows about one call, turned into a UsageRecord."""
+
+    __slots__ = ("key", "started", "occurred_at", "event_id", "model", "ttft_ms")
+
+    def __init__(self, key, started, occurred_at):
+        self.key = key
+        self.started = started
+        self.occurred_at = occurred_at
+        self.event_id = uuid.uuid4()
+        self.model = ""
+        self.ttft_ms = None
+
+    def mark_first_chunk(self):
+        if self.ttft_ms is None:
+            self.ttft_ms = _elapsed_ms(self.started)
+
+    def finish(self, status, error_type="", usage=None):
+        usage = usage or Usage()
+        key = self.key
+        usage_writer.add(
+            UsageRecord(
+                project_id=key.project_id,
+                key_id=key.key_id,
+                occurred_at=self.occurred_at,
+                model=self.model,
+                provider_id=key.provider_id,
+                proxy_id=key.proxy_id,
+                application_id=key.application_id,
+                resolve_application=False,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                latency_ms=_elapsed_ms(self.started),
+                ttft_ms=self.ttft_ms,
+                status_code=status,
+                error_type=error_type,
+                event_id=self.event_id,
+            )
+        )
+
+
+class GatewayApp:
+    """Route /gateway/ to the data plane and everything else to `fallback`."""
+
+    def __init__(self, fallback):
+        self.fallback = fallback
+        self.client = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/gateway/"):
+            await self.handle(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.serve_lifespan(receive, send)
+        else:
+            await self.fallback(scope, receive, send)
+
+    async def serve_lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                usage_writer.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await usage_writer.stop()
+                if self.client is not None:
+                    await self.client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def http_client(self):
+        if self.client is None:
+            timeout = settings.GATEWAY_UPSTREAM_TIMEOUT
+            self.client = httpx.AsyncClient(
+                timeout=httpx.Timeout(timeout, pool=None),
+                limits=httpx.Limits(
+                    max_connections=None, max_keepalive_connections=500
+                ),
+                follow_redirects=False,
+            )
+        return self.client
+
+    async def handle(self, scope, receive, send):
+        started = time.perf_counter()
+        call = None
+        try:
+            key, operation = await authenticate(scope)
+            call = Call(key, started, timezone.now())
+            body = await _read_body(receive)
+            payload = parse_request(key, operation, scope["method"], body)
+            if payload is not None:
+                call.model = payload.get("model", "")
+                apply_guardrails(key, operation, payload)
+            await self.forward(call, operation, scope, payload, body, receive, send)
+        except errors.GatewayError as error:
+            await _send_error(send, error)
+            if call is not None:
+                call.finish(error.status, _error_type_of(error))
+        except Rejected as rejection:
+            await _send_error(send, rejection.error)
+            if rejection.key is not None:
+                Call(rejection.key, started, timezone.now()).finish(
+                    rejection.error.status, rejection.error_type
+                )
+
+    async def forward(self, call, operation, scope, payload, body, receive, send):
+        key = call.key
+        streaming = bool(payload and payload.get("stream"))
+        strip_usage_chunk = False
+        # The Messages API streams its usage unasked; the OpenAI shapes,
+        # Anthropic's OpenAI-compatible endpoint included, need include_usage.
+        messages_api = operation == "messages"
+        if streaming and not messages_api:
+            strip_usage_chunk = request_stream_usage(payload)
+            if strip_usage_chunk:
+                body = json.dumps(payload).encode()
+        elif payload is not None and payload.pop("_aiw_rewritten", False):
+            body = json.dumps(payload).encode()
+        request = self.http_client().build_request(
+            OPERATIONS[operation],
+            upstream_url(key, operation, call.model),
+            content=body if OPERATIONS[operation] == "POST" else None,
+            headers=upstream_headers(key, scope["headers"]),
+        )
+        try:
+            response = await self.client.send(request, stream=streaming)
+        except httpx.TimeoutException:
+            raise _upstream_timeout(key) from None
+        except httpx.TransportError as error:
+            raise _upstream_unreachable(key, error) from None
+
+        extra = [(b"x-aiw-event-id", str(call.event_id).encode())]
+        if streaming and response.status_code < 400:
+            reader = SSEUsageReader(messages_api, strip_usage_chunk)
+            await self.stream(call, response, reader, extra, receive, send)
+            return
+        try:
+            content = await response.aread() if streaming else response.content
+        except httpx.TimeoutException:
+            raise _upstream_timeout(key) from None
+        except httpx.TransportError as error:
+            raise _upstream_unreachable(key, error) from None
+        headers = response_headers(response) + extra
+        headers.append((b"content-length", str(len(content)).encode()))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+        status = response.status_code
+        if status >= 400:
+            call.finish(status, _upstream_error_type(status))
+        else:
+            call.finish(status, usage=usage_from_body(content, messages_api))
+
+    async def stream(self, call, response, reader, extra, receive, send):
+        """Pass an upstream SSE stream through as its chunks arrive."""
+        disconnected = asyncio.Event()
+        watcher = asyncio.create_task(_watch_disconnect(receive, disconnected))
+        status, error_type = response.status_code, ""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": response_headers(response) + extra,
+            }
+        )
+        try:
+            async for data in response.aiter_raw():
+                out = reader.feed(data)
+                if out:
+                    call.mark_first_chunk()
+                    await send(
+                        {"type": "http.response.body", "body": out, "more_body": True}
+                    )
+                if disconnected.is_set():
+                    # NOTE: the upstream is not drained for its usage: closing
+                    # the connection stops generation, and draining would make
+                    # a cancelled call cost its full output.
+                    status, error_type = (
+                        CLIENT_CLOSED_REQUEST,
+                        ErrorType.CLIENT_CANCELLED,
+                    )
+                    break
+        except httpx.TimeoutException:
+            logger.warning("Upstream stream timed out for key %s…", call.key.prefix)
+            status, error_type = 504, ErrorType.TIMEOUT
+        except httpx.TransportError as error:
+            logger.warning(
+                "Upstream stream broke for key %s…: %s", call.key.prefix, error
+            )
+            status, error_type = 502, ErrorType.CONNECTION_ERROR
+        finally:
+            watcher.cancel()
+            await response.aclose()
+        await send(
+            {"type": "http.response.body", "body": reader.flush(), "more_body": False}
+        )
+        usage = reader.usage()
+        if not error_type and not usage.seen:
+            # A stream that ended without its usage chunk did not complete.
+            status, error_type = 502, ErrorType.CONNECTION_ERROR
+        call.finish(status, error_type, usage)
+
+
+class Rejected(Exception):
+    """A call rejected before it has a body; recorded if the key is known."""
+
+    def __init__(self, error, key=None, error_type=ErrorType.AUTHENTICATION):
+        super().__init__(error.message)
+        self.error = error
+        self.key = key
+        self.error_type = error_type
+
+
+async def authenticate(scope):
+    """Return (key, operation) for a request, or raise why it is rejected."""
+    match = ROUTE.fullmatch(scope["path"])
+    if match is None:
+        raise Rejected(
+            errors.not_found(
+                f"Unknown gateway URL {scope['path']}; use "
+                "/gateway/<context path>/v1/chat/completions (or completions, "
+                "embeddings, models, messages)."
+            )
+        )
+    secret = presented_secret(scope["headers"])
+    if not secret:
+        raise Rejected(
+            errors.unauthorized(
+                "Missing API key. Send it as 'Authorization: Bearer <key>', "
+                "'api-key: <key>' or 'x-api-key: <key>'.",
+                code="missing_api_key",
+            )
+        )
+    key = await key_cache.resolve(secret)
+    if key is None:
+        raise Rejected(errors.unauthorized("Invalid API key."))
+    if key.revoked:
+        raise Rejected(
+            errors.unauthorized(
+                f"API key {key.prefix}… has been revoked.", "revoked_api_key"
+            ),
+            key,
+        )
+    if key.is_expired(timezone.now()):
+        raise Rejected(
+            errors.unauthorized(
+                f"API key {key.prefix}… has expired.", "expired_api_key"
+            ),
+            key,
+        )
+    if match["context_path"] != key.context_path:
+        raise Rejected(
+            errors.forbidden(
+                f"API key {key.prefix}… is not valid for /gateway/"
+                f"{match['context_path']}/; it was issued for "
+                f"/gateway/{key.context_path}/."
+            ),
+            key,
+        )
+    operation = match["operation"]
+    if operation not in OPERATIONS or (
+        operation == "messages" and key.vendor != Vendor.ANTHROPIC
+    ):
+        raise Rejected(
+            errors.not_found(
+                f"The gateway does not serve /v1/{operation} for this provider."
+            ),
+            key,
+            ErrorType.BAD_REQUEST,
+        )
+    if scope["method"] != OPERATIONS[operation]:
+        raise Rejected(
+            errors.GatewayError(
+                405,
+                f"Use {OPERATIONS[operation]} for /v1/{operation}.",
+                "invalid_request_error",
+                code="method_not_allowed",
+            ),
+            key,
+            ErrorType.BAD_REQUEST,
+        )
+    return key, operation
+
+
+def presented_secret(headers):
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name in (b"api-key", b"x-api-key") and value.strip():
+            return value.decode("latin-1").strip()
+    return ""
+
+
+def parse_request(key, operation, method, body):
+    """Return the JSON request of a POST operation, or None for a GET."""
+    if method == "GET":
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise errors.bad_request(
+            "The request body is not valid JSON.", code="invalid_json"
+        ) from None
+    if not isinstance(payload, dict):
+        raise errors.bad_request(
+            "The request body must be a JSON object.", code="invalid_json"
+        )
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise errors.bad_request(
+            "The request needs a 'model' string.", param="model", code="missing_model"
+        )
+    return payload
+
+
+def apply_guardrails(key, operation, payload):
+    """Enforce an App LLM Proxy's allowed models and max tokens."""
+    if key.proxy_id is None:
+        return
+    model = payload["model"]
+    if key.allowed_models and model not in key.allowed_models:
+        allowed = ", ".join(key.allowed_models)
+        raise errors.bad_request(
+            f"Model '{model}' is not allowed on this proxy; use one of: {allowed}.",
+            param="model",
+            code="model_not_allowed",
+        )
+    limit = key.max_tokens
+    if limit is None or operation not in (
+        "chat/completions",
+        "completions",
+        "messages",
+    ):
+        return
+    for field in ("max_tokens", "max_completion_tokens"):
+        requested = payload.get(field)
+        if requested is None:
+            continue
+        if not isinstance(requested, int) or requested > limit:
+            raise errors.bad_request(
+                f"{field}={requested!r} exceeds this proxy's limit of {limit} tokens.",
+                param=field,
+                code="max_tokens_exceeded",
+            )
+        return
+    # A request without a limit gets the proxy's, so the guardrail holds.
+    uses_new_field = key.vendor in (Vendor.OPENAI, Vendor.AZURE_OPENAI)
+    field = (
+        "max_completion_tokens"
+        if uses_new_field and operation == "chat/completions"
+        else "max_tokens"
+    )
+    payload[field] = limit
+    payload["_aiw_rewritten"] = True
+
+
+def request_stream_usage(payload):
+    """Ask the upstream for stream usage; returns True if the client did not."""
+    payload.pop("_aiw_rewritten", None)
+    options = payload.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        return False
+    payload["stream_options"] = dict(options or {}, include_usage=True)
+    return True
+
+
+def _error_type_of(error):
+    if error.status == 504:
+        return ErrorType.TIMEOUT
+    if error.status == 502:
+        return ErrorType.CONNECTION_ERROR
+    if error.code in ("model_not_allowed", "max_tokens_exceeded"):
+        return ErrorType.GUARDRAIL
+    return ErrorType.BAD_REQUEST
+
+
+def _upstream_error_type(status):
+    if status == 429:
+        return ErrorType.RATE_LIMIT
+    return ErrorType.UPSTREAM_5XX if status >= 500 else ErrorType.UPSTREAM_4XX
+
+
+def _upstream_timeout(key):
+    logger.warning("Upstream timed out for key %s…", key.prefix)
+    return errors.GatewayError(
+        504,
+        f"The upstream did not answer within {settings.GATEWAY_UPSTREAM_TIMEOUT:g} s.",
+        "timeout",
+        code="upstream_timeout",
+    )
+
+
+def _upstream_unreachable(key, error):
+    logger.warning("Upstream unreachable for key %s…: %r", key.prefix, error)
+    return errors.GatewayError(
+        502,
+        "The upstream provider could not be reached.",
+        "api_error",
+        code="upstream_unreachable",
+    )
+
+
+async def _send_error(send, error):
+    body = error.body()
+    headers = JSON_HEADERS + [(b"content-length", str(len(body)).encode())]
+    await send(
+        {"type": "http.response.start", "status": error.status, "headers": headers}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive):
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        return body
+    chunks = [body]
+    while message.get("more_body"):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+async def _watch_disconnect(receive, disconnected):
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            disconnected.set()
+            return
+
+
+def _elapsed_ms(started):
+    return round((time.perf_counter() - started) * 1000)

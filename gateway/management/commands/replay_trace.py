@@ -1,0 +1,362 @@
+import asyncio
+import collections
+import itertools
+import logging
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import openai
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from tqdm import tqdm
+
+from gateway.traces import BUNDLED_TRACES, TraceError, read_trace
+from workspace.models import (
+    KEY_DISPLAY_PREFIX_LENGTH,
+    APIKey,
+    generate_secret,
+    hash_secret,
+)
+
+DEMO_PROJECT_SLUG = "demo"
+
+# Every n-th row of --error-every asks the simulator for one of these errors.
+INJECTED_ERRORS = (429, 503, 400)
+
+
+class Command(BaseCommand):
+    help = (
+        "Send the rows of a real request trace through the gateway as OpenAI SDK "
+        "calls with the given keys, at a fixed rate."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--trace",
+            default="azure-code",
+            help=f"A bundled trace ({', '.join(BUNDLED_TRACES)}) or the path of an "
+            "Azure 2023 .csv or Mooncake .jsonl trace (default azure-code).",
+        )
+        parser.add_argument(
+            "--key",
+            action="append",
+            default=[],
+            dest="keys",
+            metavar="SECRET",
+            help="A key secret to call with; repeat for several keys, used in turn.",
+        )
+        parser.add_argument(
+            "--keys-file",
+            help="A file with one key secret per line (keeps secrets out of the "
+            "shell history).",
+        )
+        parser.add_argument(
+            "--gateway",
+            default="http://127.0.0.1:8000",
+            help="The gateway's origin (default http://127.0.0.1:8000).",
+        )
+        parser.add_argument(
+            "--rate", type=float, default=2.0, help="Requests per second (default 2)."
+        )
+        parser.add_argument(
+            "--limit",
+            type=int,
+            default=0,
+            help="Rows to send; 0 sends the whole trace.",
+        )
+        parser.add_argument("--offset", type=int, default=0, help="Rows to skip first.")
+        parser.add_argument(
+            "--loop",
+            action="store_true",
+            help="Start the trace again at its end, until interrupted.",
+        )
+        parser.add_argument(
+            "--stream-every",
+            type=int,
+            default=3,
+            help="Stream every n-th call; 0 streams none (default 3).",
+        )
+        parser.add_argument(
+            "--error-every",
+            type=int,
+            default=0,
+            help="Ask the simulator for an error on every n-th call; 0 asks for none.",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=32,
+            help="Calls in flight at most (default 32).",
+        )
+        parser.add_argument(
+            "--model",
+            help="Model for every call (default: the first model of each key's provider).",
+        )
+        parser.add_argument(
+            "--no-progress", action="store_true", help="Print no progress bar."
+        )
+
+    def handle(self, *args, **options):
+        if options["rate"] <= 0:
+            raise CommandError(f"--rate {options['rate']} must be above 0.")
+        if options["concurrency"] < 1:
+            raise CommandError(
+                f"--concurrency {options['concurrency']} must be at least 1."
+            )
+        for name in ("httpx", "httpx2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        rows = self.load_rows(options)
+        secrets = (
+            reissue_demo_secrets() if options["demo"] else self.read_secrets(options)
+        )
+        targets = self.resolve_targets(secrets, options)
+        if options["wait"]:
+            wait_for_server(options["gateway"], options["wait"])
+        summary = asyncio.run(self.replay(rows, targets, options))
+        self.print_summary(summary)
+
+    def load_rows(self, options):
+        path = BUNDLED_TRACES.get(options["trace"], Path(options["trace"]))
+        try:
+            rows = read_trace(path)
+        except TraceError as error:
+            raise CommandError(str(error)) from None
+        rows = rows[options["offset"] :]
+        if options["limit"]:
+            rows = rows[: options["limit"]]
+        if not rows:
+            raise CommandError(
+                f"No rows to send from {path} with --offset {options['offset']}."
+            )
+        return rows
+
+    def read_secrets(self, options):
+        secrets = list(options["keys"])
+        if options["keys_file"]:
+            try:
+                text = Path(options["keys_file"]).read_text()
+            except OSError as error:
+                raise CommandError(f"--keys-file cannot be read: {error}") from None
+            secrets += [line.strip() for line in text.splitlines() if line.strip()]
+        if not secrets:
+            raise CommandError("Give at least one key with --key or --keys-file.")
+        return secrets
+
+    def resolve_targets(self, secrets, options):
+        """Return (secret, base_url, model, label) for each key."""
+        targets = []
+        gateway = options["gateway"].rstrip("/")
+        for secret in secrets:
+            key = (
+                APIKey.objects.select_related("provider", "proxy__provider")
+                .filter(secret_hash=hash_secret(secret))
+                .first()
+            )
+            if key is None:
+                raise CommandError(
+                    f"Key {secret[:12]}… is not in this database; copy the secret "
+                    "of an active key from the dashboard."
+                )
+            target = key.target
+            provider = key.proxy.provider if key.proxy_id else key.provider
+            model = options["model"] or self.default_model(key, provider)
+            base_url = f"{gateway}/gateway/{target.context_path}/v1"
+            targets.append((secret, base_url, model, f"{key.name} ({key.prefix}…)"))
+        return targets
+
+    def default_model(self, key, provider):
+        if key.proxy_id and key.proxy.allowed_models:
+            return key.proxy.allowed_models[0]
+        names = [m.name for m in provider.models.all() if "embedding" not in m.name]
+        if not names:
+            raise CommandError(
+                f"Provider “{provider.name}” has no models; add one or pass --model."
+            )
+        return names[0]
+
+    async def replay(self, rows, targets, options):
+        clients = [
+            (
+                openai.AsyncOpenAI(base_url=url, api_key=secret, max_retries=0),
+                model,
+                label,
+            )
+            for secret, url, model, label in targets
+        ]
+        summary = Summary()
+        limit = asyncio.Semaphore(options["concurrency"])
+        interval = 1 / options["rate"]
+        stream = options["stream_every"]
+        errors = options["error_every"]
+        total = None if options["loop"] else len(rows)
+        tasks = set()
+        progress = tqdm(
+            total=total,
+            unit="call",
+            disable=options["no_progress"],
+            file=self.stderr._out,
+        )
+        started = time.monotonic()
+        sequence = itertools.cycle(rows) if options["loop"] else rows
+        try:
+            for index, row in enumerate(sequence):
+                await asyncio.sleep(
+                    max(0, started + index * interval - time.monotonic())
+                )
+                await limit.acquire()
+                client, model, label = clients[index % len(clients)]
+                error = (
+                    INJECTED_ERRORS[index // errors % 3]
+                    if errors and index % errors == errors - 1
+                    else None
+                )
+                call = send_row(
+                    client, model, row, bool(stream) and index % stream == 0, error
+                )
+                task = asyncio.create_task(call)
+                tasks.add(task)
+                task.add_done_callback(
+                    lambda done, label=label: self.finish(
+                        done, label, summary, progress, limit, tasks
+                    )
+                )
+            await asyncio.gather(*tasks, return_exceptions=True)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            for task in tasks:
+                task.cancel()
+        finally:
+            progress.close()
+            for client, _, _ in clients:
+                await client.close()
+        summary.elapsed = time.monotonic() - started
+        return summary
+
+    def finish(self, task, label, summary, progress, limit, tasks):
+        tasks.discard(task)
+        limit.release()
+        progress.update(1)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            prompt, completion = task.result()
+            summary.add(label, 200, prompt, completion)
+        else:
+            summary.add(
+                label, getattr(error, "status_code", None) or type(error).__name__, 0, 0
+            )
+        progress.set_postfix(ok=summary.ok, failed=summary.failed, refresh=False)
+
+    def print_summary(self, summary):
+        rate = summary.sent / summary.elapsed if summary.elapsed else 0
+        for label, statuses in sorted(summary.by_key.items()):
+            counts = ", ".join(
+                f"{status}: {count}"
+                for status, count in sorted(statuses.items(), key=str)
+            )
+            self.stdout.write(f"  {label}: {counts}")
+        self.stdout.write(
+            f"Sent {summary.sent} calls in {summary.elapsed:.1f} s ({rate:.1f}/s): "
+            f"{summary.ok} succeeded, {summary.failed} failed; "
+            f"{summary.prompt_tokens:,} prompt and {summary.completion_tokens:,} "
+            "completion tokens."
+        )
+
+
+def reissue_demo_secrets():
+    """Give the demo project's attached, active keys new secrets; return them.
+
+    seed_demo shows no secrets and stores only hashes, so the replay cannot
+    call with the seeded secrets. The new ones live only in this process.
+    Only the demo project is touched.
+    """
+    keys = (
+        APIKey.objects.active()
+        .filter(project__slug=DEMO_PROJECT_SLUG, mapping__isnull=False)
+        .order_by("pk")
+    )
+    secrets = []
+    with transaction.atomic():
+        for key in keys.select_for_update():
+            secret = generate_secret()
+            key.prefix = secret[:KEY_DISPLAY_PREFIX_LENGTH]
+            key.secret_hash = hash_secret(secret)
+            key.save(update_fields=["prefix", "secret_hash", "updated_at"])
+            secrets.append(secret)
+    if not secrets:
+        raise CommandError(
+            f"The '{DEMO_PROJECT_SLUG}' project has no attached, active keys; "
+            "run `manage.py seed_demo` first."
+        )
+    return secrets
+
+
+def wait_for_server(origin, timeout):
+    parts = urlsplit(origin)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(
+                (parts.hostname, parts.port or 80), timeout=1
+            ):
+                return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"The gateway at {origin} did not accept connections within "
+                    f"{timeout:g} s: {error}"
+                ) from None
+            time.sleep(0.2)
+
+
+class Summary:
+    def __init__(self):
+        self.by_key = collections.defaultdict(collections.Counter)
+        self.sent = self.ok = self.failed = 0
+        self.prompt_tokens = self.completion_tokens = 0
+        self.elapsed = 0.0
+
+    def add(self, label, status, prompt, completion):
+        self.by_key[label][status] += 1
+        self.sent += 1
+        if status == 200:
+            self.ok += 1
+        else:
+            self.failed += 1
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+
+
+async def send_row(client, model, row, stream, error_status):
+    """Send one trace row; returns its (prompt, completion) tokens."""
+    # The directive scripts the simulator; a real provider reads it as text
+    # and max_tokens still bounds the output.
+    directive = (
+        f"simulate: prompt_tokens={row.prompt_tokens} "
+        f"completion_tokens={row.completion_tokens} cached_tokens={row.cached_tokens}"
+    )
+    if error_status:
+        directive += f" status={error_status}"
+    messages = [{"role": "user", "content": f"Trace replay. {directive}"}]
+    max_tokens = max(1, row.completion_tokens)
+    if not stream:
+        answer = await client.chat.completions.create(
+            model=model, messages=messages, max_tokens=max_tokens
+        )
+        usage = answer.usage
+    else:
+        chunks = await client.chat.completions.create(
+            model=model,
+            messages=messages,
+            max_tokens=max_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        usage = None
+        async for chunk in chunks:
+            usage = chunk.usage or usage
+    if usage is None:
+        return 0, 0
+    return usage.prompt_tokens, usage.completion_tokens

@@ -1,0 +1,97 @@
+import uvicorn
+from django.core.management.base import BaseCommand, CommandError
+
+from gateway.simulator import DEFAULT_MODELS, SimulatorApp, SimulatorConfig
+
+LOOPBACK = "127.0.0.1"
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve a simulated OpenAI, Azure OpenAI and Anthropic upstream on "
+        "127.0.0.1 for demos, tests and benchmarks."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=8001,
+            help="TCP port on 127.0.0.1 (default 8001).",
+        )
+        parser.add_argument(
+            "--latency-ms",
+            type=int,
+            default=0,
+            help="Milliseconds before an answer or the first streamed chunk (default 0).",
+        )
+        parser.add_argument(
+            "--chunk-delay-ms",
+            type=int,
+            default=0,
+            help="Milliseconds between streamed chunks (default 0).",
+        )
+        parser.add_argument(
+            "--chunks",
+            type=int,
+            default=4,
+            help="Content chunks per stream (default 4).",
+        )
+        parser.add_argument(
+            "--models",
+            default=",".join(DEFAULT_MODELS),
+            help="Comma-separated model ids that GET /v1/models lists.",
+        )
+        parser.add_argument(
+            "--require-key",
+            default="",
+            help="Reject requests whose credential differs from this value (default: accept any).",
+        )
+        parser.add_argument(
+            "--access-log", action="store_true", help="Log every request to stdout."
+        )
+
+    def handle(
+        self,
+        *args,
+        port,
+        latency_ms,
+        chunk_delay_ms,
+        chunks,
+        models,
+        require_key,
+        access_log,
+        **options,
+    ):
+        if not 1 <= port <= 65535:
+            raise CommandError(f"--port {port} is not a TCP port; use 1 to 65535.")
+        for name, value in (
+            ("--latency-ms", latency_ms),
+            ("--chunk-delay-ms", chunk_delay_ms),
+        ):
+            if value < 0:
+                raise CommandError(f"{name} {value} is negative; use 0 or more.")
+        if chunks < 1:
+            raise CommandError(f"--chunks {chunks} must be at least 1.")
+        config = SimulatorConfig(
+            latency_ms=latency_ms,
+            chunk_delay_ms=chunk_delay_ms,
+            chunks=chunks,
+            models=tuple(m.strip() for m in models.split(",") if m.strip()),
+            required_key=require_key,
+        )
+        self.stdout.write(
+            f"Upstream SIMULATOR (not a real model) on http://{LOOPBACK}:{port}: "
+            f"OpenAI base_url http://{LOOPBACK}:{port}/v1, Anthropic and Azure "
+            f"base_url http://{LOOPBACK}:{port}. Press Ctrl-C to stop."
+        )
+        # The simulator binds the loopback interface only: it must never be
+        # mistaken for a real provider by another machine.
+        uvicorn.run(
+            SimulatorApp(config),
+            host=LOOPBACK,
+            port=port,
+            log_level="warning",
+            access_log=access_log,
+            timeout_graceful_shutdown=2,
+        )

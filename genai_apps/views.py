@@ -1,0 +1,323 @@
+"""Pages for GenAI applications: list, create, details, keys and history."""
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import reswap, retarget, trigger_client_event
+from django_tables2 import RequestConfig
+
+from genai_apps import services
+from genai_apps.forms import ApplicationForm, AttachKeysForm, PickerFilterForm
+from genai_apps.models import GenAIApplication, KeyMapping, KeyMappingEvent
+from genai_apps.tables import ApplicationTable, HistoryTable, MappedKeyTable
+from workspace.access import get_membership, require_editor
+from workspace.models import APIKey
+from workspace.rendering import render_page
+
+logger = logging.getLogger(__name__)
+
+PER_PAGE = 25
+HISTORY_PER_PAGE = 20
+# The picker lists at most this many keys; search narrows the rest down.
+PICKER_LIMIT = 100
+
+
+def _live_application(membership, application_id):
+    return get_object_or_404(
+        GenAIApplication.objects.live().select_related("created_by"),
+        project=membership.project,
+        pk=application_id,
+    )
+
+
+@require_GET
+@login_required
+def application_list(request, project_slug):
+    membership = get_membership(request, project_slug)
+
+    query = request.GET.get("q", "").strip()
+    applications = (
+        GenAIApplication.objects.live()
+        .filter(project=membership.project)
+        .annotate(key_count=Count("mappings"))
+    )
+    has_applications = applications.exists()
+    if query:
+        applications = applications.filter(
+            Q(name__icontains=query) | Q(description__icontains=query)
+        )
+    table = ApplicationTable(applications, project_slug=project_slug, order_by="name")
+    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+
+    context = {
+        "table": table,
+        "query": query,
+        "has_applications": has_applications,
+        "nav_section": "applications",
+        "can_edit": membership.can_edit,
+    }
+    return render_page(
+        request,
+        "genai_apps/application_list.html",
+        context,
+        partial="application-table",
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def application_create(request, project_slug):
+    membership = get_membership(request, project_slug)
+    require_editor(membership)
+
+    form = ApplicationForm(
+        request.POST if request.method == "POST" else None, project=membership.project
+    )
+    if request.method == "POST" and form.is_valid():
+        form.instance.created_by = request.user
+        application = _save_application(form)
+        if application is not None:
+            messages.success(request, f"Application “{application.name}” created.")
+            return redirect(
+                "genai_apps:application-detail",
+                project_slug=project_slug,
+                application_id=application.pk,
+            )
+
+    context = {"form": form, "nav_section": "applications"}
+    return render_page(request, "genai_apps/application_form.html", context)
+
+
+def _save_application(form):
+    """Save the form, or add a name error if a concurrent save took the name."""
+    try:
+        with transaction.atomic():
+            return form.save()
+    except IntegrityError:
+        form.add_error(
+            "name",
+            f"An application named “{form.cleaned_data['name']}” was created a "
+            "moment ago. Choose another name.",
+        )
+        return None
+
+
+@require_GET
+@login_required
+def application_detail(request, project_slug, application_id):
+    membership = get_membership(request, project_slug)
+    application = _live_application(membership, application_id)
+
+    context = {
+        "application": application,
+        "nav_section": "applications",
+        "can_edit": membership.can_edit,
+        **_keys_and_history(request, application, membership.can_edit),
+    }
+    return render_page(request, "genai_apps/application_detail.html", context)
+
+
+def _keys_and_history(request, application, can_edit):
+    mappings = KeyMapping.objects.filter(application=application).select_related(
+        "key__provider", "key__proxy", "key__created_by"
+    )
+    key_table = MappedKeyTable(
+        mappings,
+        application=application,
+        can_edit=can_edit,
+        order_by="name",
+        prefix="keys-",
+    )
+    RequestConfig(request, paginate=False).configure(key_table)
+
+    events = KeyMappingEvent.objects.filter(application=application).select_related(
+        "actor"
+    )
+    history_table = HistoryTable(events, prefix="history-")
+    RequestConfig(request, paginate={"per_page": HISTORY_PER_PAGE}).configure(
+        history_table
+    )
+    return {
+        "key_table": key_table,
+        "history_table": history_table,
+        "key_count": len(key_table.rows),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def application_edit(request, project_slug, application_id):
+    membership = get_membership(request, project_slug)
+    application = _live_application(membership, application_id)
+    require_editor(membership)
+
+    form = ApplicationForm(
+        request.POST if request.method == "POST" else None,
+        instance=application,
+        project=membership.project,
+    )
+    if request.method == "POST" and form.is_valid():
+        if _save_application(form) is not None:
+            messages.success(request, f"Application “{application.name}” saved.")
+            return redirect(
+                "genai_apps:application-detail",
+                project_slug=project_slug,
+                application_id=application.pk,
+            )
+
+    context = {"form": form, "application": application, "nav_section": "applications"}
+    return render_page(request, "genai_apps/application_form.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def application_delete(request, project_slug, application_id):
+    membership = get_membership(request, project_slug)
+    application = _live_application(membership, application_id)
+    require_editor(membership)
+
+    if request.method == "POST":
+        services.delete_application(application, request.user)
+        logger.info(
+            "Application %s deleted in project %s by user %s",
+            application.pk,
+            project_slug,
+            request.user.pk,
+        )
+        messages.success(
+            request,
+            f"Application “{application.name}” deleted. Its keys were detached "
+            "and kept; its usage history stays in Insights.",
+        )
+        return redirect("genai_apps:application-list", project_slug=project_slug)
+
+    context = {
+        "application": application,
+        "key_count": application.mappings.count(),
+        "nav_section": "applications",
+    }
+    return render_page(
+        request, "genai_apps/application_delete.html", context, partial="confirm"
+    )
+
+
+def _attachable_keys(project):
+    """Active keys of the project that belong to no application."""
+    return (
+        APIKey.objects.active()
+        .filter(project=project, mapping__isnull=True)
+        .select_related("provider", "proxy", "created_by")
+        .order_by("name", "pk")
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def attach_keys(request, project_slug, application_id):
+    """The key picker: GET lists attachable keys, POST attaches the selection."""
+    membership = get_membership(request, project_slug)
+    application = _live_application(membership, application_id)
+    require_editor(membership)
+
+    form = AttachKeysForm(
+        request.POST if request.method == "POST" else None, application=application
+    )
+    if request.method == "POST" and form.is_valid():
+        attached = _attach(form, application, request.user)
+        if attached is not None:
+            return _attached_response(request, membership, application, attached)
+
+    filter_form = PickerFilterForm(
+        request.GET or request.POST, project=membership.project
+    )
+    candidates = filter_form.filter(_attachable_keys(membership.project))
+    selected = set(
+        map(str, request.POST.getlist("keys") or request.GET.getlist("keys"))
+    )
+    keys = list(candidates[:PICKER_LIMIT])
+    context = {
+        "application": application,
+        "form": form,
+        "filter_form": filter_form,
+        "keys": keys,
+        "selected": selected,
+        "is_truncated": len(keys) == PICKER_LIMIT,
+        "nav_section": "applications",
+    }
+    partial = "picker-rows" if request.htmx.target == "picker-rows" else "picker"
+    return render_page(request, "genai_apps/attach_keys.html", context, partial=partial)
+
+
+def _attach(form, application, user):
+    """Attach the form's keys; return how many were new, or None on a rejection."""
+    try:
+        mappings = services.attach_keys(application, form.cleaned_data["keys"], user)
+    except services.MappingError as error:
+        form.add_error("keys", str(error))
+        return None
+    return len(mappings)
+
+
+def _attached_response(request, membership, application, attached):
+    notice = f"Attached {attached} API key{'s' if attached != 1 else ''}."
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect(
+            "genai_apps:application-detail",
+            project_slug=membership.project.slug,
+            application_id=application.pk,
+        )
+
+    # For htmx, swap the refreshed keys and history into the details page
+    # and close the picker, without a full page reload.
+    context = {
+        "application": application,
+        "can_edit": membership.can_edit,
+        "notice": notice,
+        **_keys_and_history(request, application, membership.can_edit),
+    }
+    response = render_page(
+        request,
+        "genai_apps/application_detail.html",
+        context,
+        partial="keys-and-history",
+    )
+    response = retarget(response, "#keys-and-history")
+    response = reswap(response, "outerHTML")
+    return trigger_client_event(response, "close-modal")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def remove_key(request, project_slug, application_id, key_id):
+    """Detach one key after a confirmation; the key itself is kept."""
+    membership = get_membership(request, project_slug)
+    application = _live_application(membership, application_id)
+    mapping = get_object_or_404(
+        KeyMapping.objects.select_related("key"), application=application, key_id=key_id
+    )
+    require_editor(membership)
+    key = mapping.key
+
+    if request.method == "POST":
+        services.detach_key(application, key, request.user)
+        messages.success(
+            request,
+            f"API key “{key.name}” ({key.prefix}…) removed from “{application.name}”. "
+            "The key itself is unchanged.",
+        )
+        return redirect(
+            "genai_apps:application-detail",
+            project_slug=project_slug,
+            application_id=application.pk,
+        )
+
+    context = {"application": application, "key": key, "nav_section": "applications"}
+    return render_page(
+        request, "genai_apps/remove_key.html", context, partial="confirm"
+    )

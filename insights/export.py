@@ -1,0 +1,177 @@
+"""CSV export of the insights pages and of raw usage events.
+
+Cells that a spreadsheet would evaluate as a formula (starting with =, +, -,
+@, a tab or a carriage return, also after leading spaces) are prefixed with a
+single quote, as OWASP's CSV injection guidance recommends. Files are UTF-8
+with a byte order mark so spreadsheet programs detect the encoding.
+"""
+
+import csv
+
+from django.http import StreamingHttpResponse
+
+from insights.models import UsageEvent, nanousd_to_usd
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+BOM = "\ufeff"
+
+
+def safe_cell(value):
+    """Return value with a leading quote if a spreadsheet would run it as a formula."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_STARTS) or value.lstrip(" \t\r\n").startswith(
+        FORMULA_STARTS
+    ):
+        return "'" + value
+    return value
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def stream_csv(filename, header, rows):
+    """Return a streaming CSV response; rows is any iterable of sequences."""
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield BOM + writer.writerow(header)
+        for row in rows:
+            yield writer.writerow([safe_cell(cell) for cell in row])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _cost(value):
+    cost = nanousd_to_usd(value)
+    return "" if cost is None else format(cost, "f")
+
+
+SERIES_HEADER = [
+    "bucket",
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "unpriced_requests",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "ttft_p50_ms",
+]
+
+
+def series_rows(report):
+    for row in report.series_rows:
+        t = row["totals"]
+        yield [
+            row["bucket"],
+            t.requests,
+            t.errors,
+            t.prompt_tokens,
+            t.cached_tokens,
+            t.cache_write_tokens,
+            t.completion_tokens,
+            t.reasoning_tokens,
+            "" if t.cost is None else format(t.cost, "f"),
+            t.unpriced_requests,
+            _round(row["latency_p50"]),
+            _round(row["latency_p95"]),
+            _round(row["ttft_p50"]),
+        ]
+
+
+def _round(value):
+    return "" if value is None else round(value)
+
+
+BREAKDOWN_HEADER = [
+    "name",
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+]
+
+
+def breakdown_rows(rows):
+    for row in rows:
+        cost = row["cost"]
+        yield [
+            row["name"],
+            row["requests"],
+            row["errors"],
+            row["prompt_tokens"],
+            row["cached_tokens"],
+            row["completion_tokens"],
+            row["reasoning_tokens"],
+            "" if cost is None else format(cost, "f"),
+        ]
+
+
+EVENT_HEADER = [
+    "event_id",
+    "occurred_at",
+    "application",
+    "key",
+    "model",
+    "status_code",
+    "error_type",
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "latency_ms",
+    "ttft_ms",
+    "cost_usd",
+]
+
+
+def event_rows(project_id, start, end, application_id, key_names, application_names):
+    """Yield the raw events of a range, streamed from the database in chunks."""
+    events = UsageEvent.objects.filter(
+        project_id=project_id, occurred_at__gte=start, occurred_at__lt=end
+    )
+    if application_id is not None:
+        events = events.filter(application_id=application_id)
+    columns = (
+        "event_id",
+        "occurred_at",
+        "application_id",
+        "key_id",
+        "model",
+        "status_code",
+        "error_type",
+        "prompt_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "completion_tokens",
+        "reasoning_tokens",
+        "latency_ms",
+        "ttft_ms",
+        "cost_nanousd",
+    )
+    for row in (
+        events.order_by("occurred_at").values_list(*columns).iterator(chunk_size=5000)
+    ):
+        yield [
+            str(row[0]),
+            row[1].isoformat(),
+            application_names.get(row[2], ("", False))[0] if row[2] else "",
+            key_names.get(row[3], ("",))[0] if row[3] else "",
+            *row[4:14],
+            _cost(row[14]),
+        ]

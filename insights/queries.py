@@ -1,0 +1,331 @@
+"""Read usage for the insights pages, the CSV export and other apps.
+
+Every read of usage goes through this module, and every function takes a
+project and a time range, so another event store could stand behind it.
+Reads use the rollups only. A range is split into pieces aligned to the
+coarsest rollup level that fits (whole UTC days, then whole hours, then
+15-minute buckets), so a 90-day UTC range reads 90 daily buckets, while a
+day in UTC+05:30 reads 23 hourly and 4 quarter-hour buckets and still sums
+exactly. Range edges must fall on 15-minute boundaries (see align_range).
+"""
+
+import bisect
+import dataclasses
+import datetime
+import zoneinfo
+from decimal import Decimal
+
+from django.db.models import Q, Sum
+
+from insights import histograms
+from insights.models import (
+    HistogramMetric,
+    RollupLevel,
+    UsageHistogram,
+    UsageRollup,
+    nanousd_to_usd,
+)
+from insights.rollups import METRIC_NAMES, bucket_start
+
+UTC = datetime.UTC
+QUARTER = datetime.timedelta(minutes=15)
+_LEVEL_STEPS = (
+    (RollupLevel.DAY, datetime.timedelta(days=1)),
+    (RollupLevel.HOUR, datetime.timedelta(hours=1)),
+)
+
+
+class Granularity:
+    HOUR = "hour"
+    DAY = "day"
+
+
+@dataclasses.dataclass
+class Totals:
+    """Summed rollup metrics, with the figures the pages derive from them."""
+
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_nanousd: int = 0
+    unpriced_requests: int = 0
+
+    def add(self, values):
+        for name, value in zip(METRIC_NAMES, values, strict=True):
+            setattr(self, name, getattr(self, name) + (value or 0))
+        return self
+
+    def merge(self, other):
+        return self.add([getattr(other, name) for name in METRIC_NAMES])
+
+    @property
+    def successes(self):
+        return self.requests - self.errors
+
+    @property
+    def error_rate(self):
+        """Errors per request as a fraction, or None when there were no requests."""
+        if not self.requests:
+            return None
+        return self.errors / self.requests
+
+    @property
+    def cost(self):
+        """Known cost in USD; None when every request in it is unpriced."""
+        if self.requests and self.unpriced_requests == self.requests:
+            return None
+        return nanousd_to_usd(self.cost_nanousd)
+
+    @property
+    def cost_is_partial(self):
+        return 0 < self.unpriced_requests < self.requests
+
+    @property
+    def uncached_prompt_tokens(self):
+        return self.prompt_tokens - self.cached_tokens - self.cache_write_tokens
+
+    @property
+    def output_tokens_excluding_reasoning(self):
+        return self.completion_tokens - self.reasoning_tokens
+
+
+@dataclasses.dataclass(frozen=True)
+class Bucket:
+    start: datetime.datetime
+    end: datetime.datetime
+    label: str
+
+
+def get_timezone(name):
+    """Return the ZoneInfo for an IANA name; raise ValueError if unknown."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(
+            f"Unknown timezone {name!r}; use an IANA name such as Europe/Berlin."
+        ) from error
+
+
+def ceil_to_quarter(moment):
+    start = bucket_start(moment, RollupLevel.QUARTER_HOUR)
+    return start if start == moment else start + QUARTER
+
+
+def align_range(start, end):
+    """Widen [start, end) outwards to 15-minute boundaries."""
+    return bucket_start(start, RollupLevel.QUARTER_HOUR), ceil_to_quarter(end)
+
+
+def granularity_for(start, end):
+    return (
+        Granularity.HOUR
+        if end - start <= datetime.timedelta(days=7)
+        else Granularity.DAY
+    )
+
+
+def make_buckets(start, end, tz, granularity):
+    """Return the display buckets covering [start, end), cut in timezone tz.
+
+    Daily buckets run from local midnight to local midnight, so they last 23
+    or 25 hours on DST days. The first and last bucket are clipped to the range.
+    """
+    buckets = []
+    if granularity == Granularity.DAY:
+        day = start.astimezone(tz).date()
+        while True:
+            edge = datetime.datetime.combine(
+                day, datetime.time(), tzinfo=tz
+            ).astimezone(UTC)
+            following = datetime.datetime.combine(
+                day + datetime.timedelta(days=1), datetime.time(), tzinfo=tz
+            ).astimezone(UTC)
+            if edge >= end:
+                break
+            buckets.append(
+                Bucket(max(edge, start), min(following, end), day.isoformat())
+            )
+            day += datetime.timedelta(days=1)
+        return buckets
+    local = start.astimezone(tz)
+    edge = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+    while edge < end:
+        following = edge + datetime.timedelta(hours=1)
+        label = edge.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        buckets.append(Bucket(max(edge, start), min(following, end), label))
+        edge = following
+    return buckets
+
+
+def split_by_level(start, end):
+    """Split [start, end) into (level, piece_start, piece_end) aligned pieces."""
+    pieces = []
+
+    def split(a, b, steps):
+        if a >= b:
+            return
+        if not steps:
+            pieces.append((RollupLevel.QUARTER_HOUR, a, b))
+            return
+        level, step = steps[0]
+        inner_start = bucket_start(a, level)
+        if inner_start < a:
+            inner_start += step
+        inner_end = bucket_start(b, level)
+        if inner_start < inner_end:
+            split(a, inner_start, steps[1:])
+            pieces.append((level, inner_start, inner_end))
+            split(inner_end, b, steps[1:])
+        else:
+            split(a, b, steps[1:])
+
+    split(start, end, _LEVEL_STEPS)
+    return pieces
+
+
+def _conditions_by_level(intervals):
+    """Return {level: Q} selecting the buckets of each level that cover intervals."""
+    by_level = {}
+    for a, b in intervals:
+        for level, piece_start, piece_end in split_by_level(a, b):
+            ranges = by_level.setdefault(level, [])
+            if ranges and ranges[-1][1] == piece_start:
+                ranges[-1] = (ranges[-1][0], piece_end)
+            else:
+                ranges.append((piece_start, piece_end))
+    conditions = {}
+    for level, ranges in by_level.items():
+        q = Q()
+        for a, b in ranges:
+            q |= Q(bucket_start__gte=a, bucket_start__lt=b)
+        conditions[level] = q
+    return conditions
+
+
+def _scoped(model, project_id, application_id):
+    queryset = model.objects.filter(project_id=project_id)
+    if application_id is not None:
+        queryset = queryset.filter(application_id=application_id)
+    return queryset
+
+
+def _check_range(start, end):
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("Range edges must be timezone-aware.")
+    if align_range(start, end) != (start, end):
+        raise ValueError(
+            "Range edges must fall on 15-minute boundaries; see align_range."
+        )
+
+
+def totals(project_id, start, end, application_id=None, group_by=(), filters=None):
+    """Return {group values: Totals} for the range, grouped by rollup columns.
+
+    With no group_by the result has one entry keyed by (). application_id 0
+    selects usage from keys attached to no application.
+    """
+    _check_range(start, end)
+    result = {}
+    for level, condition in _conditions_by_level([(start, end)]).items():
+        queryset = _scoped(UsageRollup, project_id, application_id).filter(
+            condition, level=level
+        )
+        if filters:
+            queryset = queryset.filter(**filters)
+        rows = (
+            queryset.values(*group_by)
+            .annotate(**{f"sum_{m}": Sum(m) for m in METRIC_NAMES})
+            .order_by()
+        )
+        for row in rows.values_list(*group_by, *(f"sum_{m}" for m in METRIC_NAMES)):
+            key = tuple(row[: len(group_by)])
+            result.setdefault(key, Totals()).add(row[len(group_by) :])
+    if not group_by and () not in result:
+        result[()] = Totals()
+    return result
+
+
+def series(project_id, buckets, application_id=None, group_by=(), filters=None):
+    """Return {group values: [Totals per display bucket]}."""
+    if not buckets:
+        return {}
+    _check_range(buckets[0].start, buckets[-1].end)
+    starts = [b.start for b in buckets]
+    result = {}
+    intervals = [(b.start, b.end) for b in buckets]
+    for level, condition in _conditions_by_level(intervals).items():
+        queryset = _scoped(UsageRollup, project_id, application_id).filter(
+            condition, level=level
+        )
+        if filters:
+            queryset = queryset.filter(**filters)
+        rows = (
+            queryset.values("bucket_start", *group_by)
+            .annotate(**{f"sum_{m}": Sum(m) for m in METRIC_NAMES})
+            .order_by()
+            .values_list("bucket_start", *group_by, *(f"sum_{m}" for m in METRIC_NAMES))
+        )
+        for row in rows:
+            index = bisect.bisect_right(starts, row[0]) - 1
+            key = tuple(row[1 : 1 + len(group_by)])
+            per_bucket = result.get(key)
+            if per_bucket is None:
+                per_bucket = result[key] = [Totals() for _ in buckets]
+            per_bucket[index].add(row[1 + len(group_by) :])
+    if not group_by and () not in result:
+        result[()] = [Totals() for _ in buckets]
+    return result
+
+
+@dataclasses.dataclass
+class Distribution:
+    """Merged latency or TTFT histogram bins."""
+
+    counts: dict = dataclasses.field(default_factory=dict)
+
+    def percentile(self, q):
+        """Return the q-quantile in ms, or None without data."""
+        return histograms.percentile(self.counts, q)
+
+    @property
+    def count(self):
+        return sum(self.counts.values())
+
+
+def distributions(project_id, buckets, application_id=None):
+    """Return ({metric: Distribution over all buckets}, {metric: [per bucket]})."""
+    overall = {m: Distribution() for m in HistogramMetric}
+    per_bucket = {m: [Distribution() for _ in buckets] for m in HistogramMetric}
+    if not buckets:
+        return overall, per_bucket
+    _check_range(buckets[0].start, buckets[-1].end)
+    starts = [b.start for b in buckets]
+    intervals = [(b.start, b.end) for b in buckets]
+    for level, condition in _conditions_by_level(intervals).items():
+        rows = (
+            _scoped(UsageHistogram, project_id, application_id)
+            .filter(condition, level=level)
+            .values_list("bucket_start", "metric", "counts")
+        )
+        for start, metric, text in rows:
+            index = bisect.bisect_right(starts, start) - 1
+            histograms.merge_text(per_bucket[metric][index].counts, text)
+    for metric, items in per_bucket.items():
+        for item in items:
+            for b, c in item.counts.items():
+                overall[metric].counts[b] = overall[metric].counts.get(b, 0) + c
+    return overall, per_bucket
+
+
+def range_distribution(project_id, start, end, application_id=None):
+    """Return {metric: Distribution} for the whole range."""
+    overall, _ = distributions(project_id, [Bucket(start, end, "")], application_id)
+    return overall
+
+
+def dollars(nanousd):
+    return Decimal(nanousd) / Decimal(1_000_000_000)

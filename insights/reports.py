@@ -1,0 +1,388 @@
+"""Page data for the insights pages, composed from insights.queries.
+
+A Report holds what one page shows for a range: headline figures with the
+previous period, chart series and table rows. Views turn it into context;
+the CSV export reads the same Report, so the file matches the screen.
+"""
+
+import dataclasses
+import datetime
+from decimal import Decimal
+
+from insights import queries
+from insights.models import ErrorType, HistogramMetric
+
+LATENCY = HistogramMetric.LATENCY
+TTFT = HistogramMetric.TTFT
+ERROR_LABELS = dict(ErrorType.choices)
+# The overview's charts show the largest applications by name, the rest summed.
+CHART_APPLICATIONS = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Period:
+    start: datetime.datetime
+    end: datetime.datetime
+    tz: datetime.tzinfo
+    granularity: str
+
+    @property
+    def previous(self):
+        length = self.end - self.start
+        return Period(self.start - length, self.start, self.tz, self.granularity)
+
+
+@dataclasses.dataclass
+class Figure:
+    """A headline number and its change against the previous period."""
+
+    label: str
+    value: object
+    previous: object
+    kind: str = "count"
+    # True when a rise is bad (errors, latency, cost), for the colour of the change.
+    rise_is_bad: bool = False
+    note: str = ""
+
+    @property
+    def change(self):
+        """Relative change as a fraction, or None when either side is missing or zero."""
+        if self.value is None or self.previous in (None, 0):
+            return None
+        return (float(self.value) - float(self.previous)) / float(self.previous)
+
+
+def _percentile(distribution, q):
+    return distribution.percentile(q) if distribution.count else None
+
+
+def headline(current, previous, current_dist, previous_dist):
+    cost_note = ""
+    if current.cost_is_partial:
+        cost_note = f"{current.unpriced_requests:,} requests have no price"
+    elif current.requests and current.cost is None:
+        cost_note = "No price for these models"
+    return [
+        Figure("Requests", current.requests, previous.requests),
+        Figure("Prompt tokens", current.prompt_tokens, previous.prompt_tokens),
+        Figure("Cached tokens", current.cached_tokens, previous.cached_tokens),
+        Figure(
+            "Completion tokens", current.completion_tokens, previous.completion_tokens
+        ),
+        Figure("Reasoning tokens", current.reasoning_tokens, previous.reasoning_tokens),
+        Figure(
+            "Cost",
+            current.cost,
+            previous.cost,
+            kind="cost",
+            rise_is_bad=True,
+            note=cost_note,
+        ),
+        Figure(
+            "Error rate",
+            current.error_rate,
+            previous.error_rate,
+            kind="percent",
+            rise_is_bad=True,
+        ),
+        Figure(
+            "p50 latency",
+            _percentile(current_dist[LATENCY], 0.5),
+            _percentile(previous_dist[LATENCY], 0.5),
+            kind="ms",
+            rise_is_bad=True,
+        ),
+        Figure(
+            "p95 latency",
+            _percentile(current_dist[LATENCY], 0.95),
+            _percentile(previous_dist[LATENCY], 0.95),
+            kind="ms",
+            rise_is_bad=True,
+        ),
+        Figure(
+            "p50 TTFT",
+            _percentile(current_dist[TTFT], 0.5),
+            _percentile(previous_dist[TTFT], 0.5),
+            kind="ms",
+            rise_is_bad=True,
+        ),
+    ]
+
+
+def _usd(totals):
+    """Known cost as a float for charts (display only), or None when unknown."""
+    cost = totals.cost
+    return None if cost is None else float(cost)
+
+
+def _dataset(label, values):
+    return {"label": label, "data": values}
+
+
+@dataclasses.dataclass
+class Report:
+    period: Period
+    buckets: list
+    total: queries.Totals
+    previous_total: queries.Totals
+    figures: list
+    charts: dict
+    series_rows: list
+    key_rows: list = dataclasses.field(default_factory=list)
+    model_rows: list = dataclasses.field(default_factory=list)
+    application_rows: list = dataclasses.field(default_factory=list)
+    status_rows: list = dataclasses.field(default_factory=list)
+    unattached: queries.Totals | None = None
+
+
+def _error_charts(project_id, buckets, labels, application_id):
+    by_error = queries.series(
+        project_id,
+        buckets,
+        application_id,
+        group_by=("error_type", "status_code"),
+        filters={"errors__gt": 0},
+    )
+    by_type = {}
+    by_status = {}
+    for (error_type, status_code), per_bucket in by_error.items():
+        name = ERROR_LABELS.get(error_type) or f"HTTP {status_code}"
+        counts = by_type.setdefault(name, [0] * len(buckets))
+        for i, t in enumerate(per_bucket):
+            counts[i] += t.errors
+        by_status[status_code] = by_status.get(status_code, 0) + sum(
+            t.errors for t in per_bucket
+        )
+    type_chart = {
+        "labels": labels,
+        "datasets": [
+            _dataset(name, values) for name, values in sorted(by_type.items())
+        ],
+    }
+    status_rows = [
+        {"status_code": code, "errors": count}
+        for code, count in sorted(by_status.items())
+    ]
+    status_chart = {
+        "labels": [str(row["status_code"]) for row in status_rows],
+        "datasets": [_dataset("Errors", [row["errors"] for row in status_rows])],
+    }
+    return type_chart, status_chart, status_rows
+
+
+def _common(project_id, period, application_id):
+    buckets = queries.make_buckets(
+        period.start, period.end, period.tz, period.granularity
+    )
+    labels = [b.label for b in buckets]
+    per_bucket = queries.series(project_id, buckets, application_id)[()]
+    total = queries.Totals()
+    for t in per_bucket:
+        total.merge(t)
+    previous = queries.totals(
+        project_id, period.previous.start, period.previous.end, application_id
+    )[()]
+    overall, dist_per_bucket = queries.distributions(
+        project_id, buckets, application_id
+    )
+    previous_dist = queries.range_distribution(
+        project_id, period.previous.start, period.previous.end, application_id
+    )
+    latency_p50 = [_percentile(d, 0.5) for d in dist_per_bucket[LATENCY]]
+    latency_p95 = [_percentile(d, 0.95) for d in dist_per_bucket[LATENCY]]
+    ttft_p50 = [_percentile(d, 0.5) for d in dist_per_bucket[TTFT]]
+
+    charts = {
+        "volume": {
+            "labels": labels,
+            "datasets": [
+                _dataset("Successful", [t.successes for t in per_bucket]),
+                _dataset("Errors", [t.errors for t in per_bucket]),
+            ],
+        },
+        "tokens": {
+            "labels": labels,
+            "datasets": [
+                _dataset(
+                    "Uncached prompt", [t.uncached_prompt_tokens for t in per_bucket]
+                ),
+                _dataset("Cached prompt", [t.cached_tokens for t in per_bucket]),
+                _dataset("Cache write", [t.cache_write_tokens for t in per_bucket]),
+                _dataset(
+                    "Completion",
+                    [t.output_tokens_excluding_reasoning for t in per_bucket],
+                ),
+                _dataset("Reasoning", [t.reasoning_tokens for t in per_bucket]),
+            ],
+        },
+        "latency": {
+            "labels": labels,
+            "datasets": [
+                _dataset("p50 latency (ms)", _rounded(latency_p50)),
+                _dataset("p95 latency (ms)", _rounded(latency_p95)),
+                _dataset("p50 TTFT (ms)", _rounded(ttft_p50)),
+            ],
+        },
+    }
+    type_chart, status_chart, status_rows = _error_charts(
+        project_id, buckets, labels, application_id
+    )
+    charts["errors_by_type"] = type_chart
+    charts["errors_by_status"] = status_chart
+
+    series_rows = [
+        {
+            "bucket": b.label,
+            "totals": t,
+            "latency_p50": latency_p50[i],
+            "latency_p95": latency_p95[i],
+            "ttft_p50": ttft_p50[i],
+        }
+        for i, (b, t) in enumerate(zip(buckets, per_bucket, strict=True))
+    ]
+    report = Report(
+        period=period,
+        buckets=buckets,
+        total=total,
+        previous_total=previous,
+        figures=headline(total, previous, overall, previous_dist),
+        charts=charts,
+        series_rows=series_rows,
+        status_rows=status_rows,
+    )
+    return report, labels
+
+
+def _rounded(values):
+    return [None if v is None else round(v, 1) for v in values]
+
+
+def _cost_by(series_by_group, labels, name_of, limit=None):
+    """Return a stacked cost chart: one dataset per group, largest first."""
+    ranked = sorted(
+        series_by_group.items(),
+        key=lambda item: -sum(t.cost_nanousd for t in item[1]),
+    )
+    datasets = []
+    other = None
+    for index, (group, per_bucket) in enumerate(ranked):
+        if limit is not None and index >= limit:
+            if other is None:
+                other = [queries.Totals() for _ in labels]
+            for i, t in enumerate(per_bucket):
+                other[i].merge(t)
+            continue
+        datasets.append(_dataset(name_of(group), [_usd(t) for t in per_bucket]))
+    if other is not None:
+        datasets.append(_dataset("Other", [_usd(t) for t in other]))
+    return {"labels": labels, "datasets": datasets}
+
+
+def application_report(application, period, key_names):
+    """Return the Report of one application's page.
+
+    key_names maps key id to (name, prefix, status) for the keys table.
+    """
+    project_id = application.project_id
+    report, labels = _common(project_id, period, application.pk)
+    buckets = report.buckets
+    by_model = queries.series(project_id, buckets, application.pk, group_by=("model",))
+    report.charts["cost_by_model"] = _cost_by(
+        by_model, labels, lambda g: g[0] or "(no model)"
+    )
+    report.model_rows = [
+        _row(name or "(no model)", _sum(per_bucket), report.total)
+        for (name,), per_bucket in by_model.items()
+    ]
+    by_key = queries.totals(
+        project_id, period.start, period.end, application.pk, group_by=("key_id",)
+    )
+    report.key_rows = []
+    for (key_id,), totals in by_key.items():
+        name, prefix, status = key_names.get(key_id, ("(deleted key)", "", ""))
+        row = _row(name, totals, report.total)
+        row.update({"key_id": key_id, "prefix": prefix, "status": status})
+        report.key_rows.append(row)
+    return report
+
+
+def overview_report(project, period, application_names):
+    """Return the Report of the project overview.
+
+    application_names maps application id to (name, deleted); id 0 is usage
+    from keys attached to no application.
+    """
+    report, labels = _common(project.pk, period, None)
+    by_app_series = queries.series(
+        project.pk, report.buckets, group_by=("application_id",)
+    )
+    report.charts["cost_by_application"] = _cost_by(
+        by_app_series,
+        labels,
+        lambda g: _app_name(application_names, g[0]),
+        limit=CHART_APPLICATIONS,
+    )
+    report.application_rows = []
+    for (application_id,), per_bucket in by_app_series.items():
+        totals = _sum(per_bucket)
+        if application_id == 0:
+            report.unattached = totals
+            continue
+        row = _row(_app_name(application_names, application_id), totals, report.total)
+        row["application_id"] = application_id
+        row["deleted"] = application_names.get(application_id, ("", True))[1]
+        report.application_rows.append(row)
+    if report.unattached is None:
+        report.unattached = queries.Totals()
+    ranked = sorted(report.application_rows, key=lambda r: -r["requests"])[
+        :CHART_APPLICATIONS
+    ]
+    report.charts["requests_by_application"] = {
+        "labels": [r["name"] for r in ranked],
+        "datasets": [_dataset("Requests", [r["requests"] for r in ranked])],
+    }
+    by_cost = sorted(report.application_rows, key=lambda r: -(r["cost"] or 0))[
+        :CHART_APPLICATIONS
+    ]
+    report.charts["cost_ranking"] = {
+        "labels": [r["name"] for r in by_cost],
+        "datasets": [_dataset("Cost (USD)", [float(r["cost"] or 0) for r in by_cost])],
+    }
+    return report
+
+
+def _app_name(names, application_id):
+    if application_id == 0:
+        return "No application"
+    return names.get(application_id, (f"Application {application_id}", True))[0]
+
+
+def _sum(per_bucket):
+    total = queries.Totals()
+    for t in per_bucket:
+        total.merge(t)
+    return total
+
+
+def share(part, whole):
+    """Return part / whole as a fraction, or None when whole is zero or unknown."""
+    if part is None or not whole:
+        return None
+    return float(part) / float(whole)
+
+
+def _row(name, totals, grand_total):
+    return {
+        "name": name,
+        "requests": totals.requests,
+        "errors": totals.errors,
+        "error_rate": totals.error_rate,
+        "prompt_tokens": totals.prompt_tokens,
+        "cached_tokens": totals.cached_tokens,
+        "completion_tokens": totals.completion_tokens,
+        "reasoning_tokens": totals.reasoning_tokens,
+        "cost": totals.cost,
+        "cost_is_partial": totals.cost_is_partial,
+        "request_share": share(totals.requests, grand_total.requests),
+        "cost_share": share(totals.cost, grand_total.cost or Decimal(0)),
+    }

@@ -1,0 +1,69 @@
+"""Number formatting for the insights pages: dashes for missing values."""
+
+from decimal import Decimal
+
+from django import template
+
+register = template.Library()
+
+DASH = "—"
+
+
+@register.filter
+def count(value):
+    if value is None:
+        return DASH
+    return f"{int(value):,}"
+
+
+@register.filter
+def usd(value):
+    """Format USD; tiny amounts keep their significant digits, None is unknown."""
+    if value is None:
+        return "unknown"
+    value = Decimal(value)
+    if value == 0:
+        return "$0.00"
+    if abs(value) < Decimal("0.01"):
+        return f"${value.normalize():f}"
+    return f"${value:,.2f}"
+
+
+@register.filter
+def percent(value):
+    if value is None:
+        return DASH
+    return f"{float(value) * 100:.1f} %"
+
+
+@register.filter
+def ms(value):
+    if value is None:
+        return DASH
+    if value >= 10_000:
+        return f"{value / 1000:,.1f} s"
+    return f"{value:,.0f} ms"
+
+
+@register.filter
+def change(value):
+    """Format a relative change as +12.3 % / −4.0 %, or a dash."""
+    if value is None:
+        return DASH
+    sign = "+" if value >= 0 else "−"
+    return f"{sign}{abs(value) * 100:.1f} %"
+
+
+@register.filter
+def figure(item):
+    """Format a reports.Figure value by its kind."""
+    formatters = {"count": count, "cost": usd, "percent": percent, "ms": ms}
+    return formatters[item.kind](item.value)
+
+
+@register.filter
+def change_class(item):
+    if item.change is None or item.change == 0:
+        return "flat"
+    worse = (item.change > 0) == item.rise_is_bad
+    return "worse" if worse else "better"

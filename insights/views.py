@@ -1,0 +1,285 @@
+import datetime
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from django_tables2 import RequestConfig
+
+from genai_apps.models import GenAIApplication
+from insights import export, reports
+from insights.forms import RANGE_CHOICES, TIMEZONE_COOKIE, make_period, read_options
+from insights.tables import ApplicationTable, KeyTable, ModelTable, sortable
+from workspace.access import get_membership
+from workspace.models import APIKey
+
+TABLE_ROWS_PER_PAGE = 25
+
+CHART_TITLES = {
+    "volume": (
+        "Request volume",
+        "Requests per bucket: successful and errors.",
+        "stacked",
+    ),
+    "tokens": (
+        "Tokens by kind",
+        "Prompt tokens split into uncached, cached and cache writes; completion split into output and reasoning.",
+        "stacked",
+    ),
+    "latency": (
+        "Latency and time to first token",
+        "Percentiles in milliseconds from merged per-bucket histograms.",
+        "line",
+    ),
+    "errors_by_type": (
+        "Errors by type",
+        "Failed requests per bucket by error type.",
+        "stacked",
+    ),
+    "errors_by_status": (
+        "Errors by HTTP status",
+        "Failed requests in the range by HTTP status code.",
+        "bar",
+    ),
+    "cost_by_model": (
+        "Cost by model",
+        "Known cost in USD per bucket; requests without a price are not included.",
+        "stacked",
+    ),
+    "cost_by_application": (
+        "Cost by application",
+        "Known cost in USD per bucket for the largest applications.",
+        "stacked",
+    ),
+    "requests_by_application": (
+        "Applications by requests",
+        "The applications with the most requests in the range.",
+        "hbar",
+    ),
+    "cost_ranking": (
+        "Applications by cost",
+        "The applications with the highest known cost in the range.",
+        "hbar",
+    ),
+}
+
+
+def _chart(name, data):
+    """Return template context for one chart and its table alternative."""
+    title, description, kind = CHART_TITLES[name]
+    columns = [dataset["label"] for dataset in data["datasets"]]
+    rows = [
+        [label, *[dataset["data"][i] for dataset in data["datasets"]]]
+        for i, label in enumerate(data["labels"])
+    ]
+    return {
+        "name": name,
+        "title": title,
+        "description": description,
+        "kind": kind,
+        "data": {**data, "kind": kind},
+        "columns": columns,
+        "rows": rows,
+    }
+
+
+def _key_names(project):
+    now = timezone.now()
+    return {
+        key.pk: (key.name, key.prefix, key.status_at(now))
+        for key in APIKey.objects.filter(project=project).only(
+            "pk", "name", "prefix", "revoked_at", "expires_at"
+        )
+    }
+
+
+def _application_names(project):
+    return {
+        pk: (name, deleted_at is not None)
+        for pk, name, deleted_at in GenAIApplication.objects.filter(
+            project=project
+        ).values_list("pk", "name", "deleted_at")
+    }
+
+
+def _range_context(request, form, range_key, tz_name, period):
+    query = request.GET.copy()
+    query.pop("page", None)
+    presets = []
+    for key, label in RANGE_CHOICES[:-1]:
+        link = query.copy()
+        link["range"] = key
+        for name in ("start", "end"):
+            link.pop(name, None)
+        presets.append(
+            {
+                "key": key,
+                "label": label,
+                "query": link.urlencode(),
+                "active": key == range_key,
+            }
+        )
+    local_end = period.end.astimezone(period.tz)
+    if local_end.time() == datetime.time():
+        local_end -= datetime.timedelta(microseconds=1)
+    return {
+        "form": form,
+        "range_key": range_key,
+        "tz_name": tz_name,
+        "tz_from_url": bool(request.GET.get("tz")),
+        "timezone_cookie": TIMEZONE_COOKIE,
+        "presets": presets,
+        "period_start": period.start.astimezone(period.tz),
+        "period_end": local_end,
+        "granularity": period.granularity,
+        "query_string": query.urlencode(),
+    }
+
+
+@require_GET
+@login_required
+def overview(request, project_slug):
+    """Project overview: usage of every application, ranked, and unattached keys."""
+    membership = get_membership(request, project_slug)
+    project = membership.project
+
+    form, range_key, tz_name = read_options(request)
+    period = make_period(form, range_key, tz_name, timezone.now())
+
+    report = reports.overview_report(project, period, _application_names(project))
+    table = ApplicationTable(
+        sortable(report.application_rows),
+        project_slug=project.slug,
+        query_string=request.GET.urlencode(),
+        prefix="apps-",
+    )
+    RequestConfig(request, paginate={"per_page": TABLE_ROWS_PER_PAGE}).configure(table)
+
+    charts = [
+        _chart(name, report.charts[name])
+        for name in (
+            "volume",
+            "cost_by_application",
+            "requests_by_application",
+            "cost_ranking",
+            "tokens",
+            "latency",
+            "errors_by_type",
+            "errors_by_status",
+        )
+    ]
+    context = {
+        **_range_context(request, form, range_key, tz_name, period),
+        "nav_section": "insights",
+        "project": project,
+        "report": report,
+        "charts": charts,
+        "application_table": table,
+        "unattached_request_share": reports.share(
+            report.unattached.requests, report.total.requests
+        ),
+        "unattached_cost_share": reports.share(
+            report.unattached.cost, report.total.cost
+        ),
+    }
+    return render(request, "insights/overview.html", context)
+
+
+@require_GET
+@login_required
+def application(request, project_slug, application_id):
+    """One application's usage: headline figures, charts, and tables by key and model."""
+    membership = get_membership(request, project_slug)
+    project = membership.project
+    app = get_object_or_404(GenAIApplication, project=project, pk=application_id)
+
+    form, range_key, tz_name = read_options(request)
+    period = make_period(form, range_key, tz_name, timezone.now())
+
+    report = reports.application_report(app, period, _key_names(project))
+    key_table = KeyTable(sortable(report.key_rows), prefix="keys-")
+    model_table = ModelTable(sortable(report.model_rows), prefix="models-")
+    config = RequestConfig(request, paginate={"per_page": TABLE_ROWS_PER_PAGE})
+    config.configure(key_table)
+    config.configure(model_table)
+
+    charts = [
+        _chart(name, report.charts[name])
+        for name in (
+            "volume",
+            "tokens",
+            "latency",
+            "cost_by_model",
+            "errors_by_type",
+            "errors_by_status",
+        )
+    ]
+    context = {
+        **_range_context(request, form, range_key, tz_name, period),
+        "nav_section": "insights",
+        "project": project,
+        "application": app,
+        "report": report,
+        "charts": charts,
+        "key_table": key_table,
+        "model_table": model_table,
+    }
+    return render(request, "insights/application.html", context)
+
+
+EXPORT_KINDS = ("series", "keys", "models", "applications", "events")
+
+
+def _export(request, project, app):
+    kind = request.GET.get("table", "series")
+    if kind not in EXPORT_KINDS or (kind == "keys" or kind == "models") and app is None:
+        raise Http404(f"Unknown export {kind!r}.")
+    if kind == "applications" and app is not None:
+        raise Http404(f"Unknown export {kind!r}.")
+    form, range_key, tz_name = read_options(request)
+    period = make_period(form, range_key, tz_name, timezone.now())
+    stem = f"{project.slug}-{app.pk if app else 'overview'}-{kind}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
+
+    if kind == "events":
+        rows = export.event_rows(
+            project.pk,
+            period.start,
+            period.end,
+            app.pk if app else None,
+            _key_names(project),
+            _application_names(project),
+        )
+        return export.stream_csv(stem, export.EVENT_HEADER, rows)
+    if app is None:
+        report = reports.overview_report(project, period, _application_names(project))
+    else:
+        report = reports.application_report(app, period, _key_names(project))
+    if kind == "series":
+        header = [f"bucket ({tz_name})", *export.SERIES_HEADER[1:]]
+        return export.stream_csv(stem, header, export.series_rows(report))
+    rows = {
+        "keys": report.key_rows,
+        "models": report.model_rows,
+        "applications": report.application_rows,
+    }[kind]
+    return export.stream_csv(stem, export.BREAKDOWN_HEADER, export.breakdown_rows(rows))
+
+
+@require_GET
+@login_required
+def overview_export(request, project_slug):
+    """CSV of the overview: ?table=series, applications or events."""
+    membership = get_membership(request, project_slug)
+    return _export(request, membership.project, None)
+
+
+@require_GET
+@login_required
+def application_export(request, project_slug, application_id):
+    """CSV of an application page: ?table=series, keys, models or events."""
+    membership = get_membership(request, project_slug)
+    app = get_object_or_404(
+        GenAIApplication, project=membership.project, pk=application_id
+    )
+    return _export(request, membership.project, app)

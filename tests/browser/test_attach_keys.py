@@ -1,0 +1,68 @@
+"""Attach and remove keys in Chromium, through the htmx picker."""
+
+import pytest
+from django.urls import reverse
+
+from genai_apps.models import GenAIApplication, KeyMapping
+from tests.factories import PASSWORD, APIKeyFactory, ProviderFactory
+from workspace.models import APIKey
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def sign_in(page, live_server, user):
+    page.goto(live_server.url + reverse("login"))
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/p/**")
+
+
+def test_attach_two_keys_and_remove_one(page, live_server, project, owner):
+    provider = ProviderFactory(project=project, name="OpenAI")
+    first = APIKeyFactory(project=project, provider=provider, name="support-prod")
+    second = APIKeyFactory(project=project, provider=provider, name="support-staging")
+    APIKeyFactory(project=project, provider=provider, name="unrelated-key")
+    sign_in(page, live_server, owner)
+
+    page.click("text=+ Create Application")
+    page.fill("#id_name", "  Support Bot  ")
+    page.fill("#id_description", "Answers tickets.")
+    page.click("button:has-text('Create')")
+    page.wait_for_selector("h1:has-text('Support Bot')")
+    application = GenAIApplication.objects.get(project=project, name="Support Bot")
+
+    # A marker on window survives only if the page is not reloaded.
+    page.evaluate("window.pageMarker = 'kept'")
+    page.click("text=Attach API Keys")
+    page.wait_for_selector("dialog#modal[open] #key-picker")
+    page.check(f"#pick-key-{first.pk}")
+    page.check(f"#pick-key-{second.pk}")
+    page.click("dialog#modal button:has-text('Attach selected keys')")
+    page.wait_for_selector("#mapped-keys:has-text('support-staging')")
+
+    assert page.evaluate("window.pageMarker") == "kept"
+    assert not page.is_visible("dialog#modal")
+    assert set(
+        KeyMapping.objects.filter(application=application).values_list(
+            "key__name", flat=True
+        )
+    ) == {"support-prod", "support-staging"}
+
+    page.click("#mapped-keys tr:has-text('support-prod') >> text=Remove")
+    page.wait_for_selector("dialog#modal[open] form.confirm")
+    page.click("dialog#modal button:has-text('Remove')")
+    page.wait_for_selector("text=removed from “Support Bot”")
+
+    mapped = page.inner_text("#mapped-keys")
+    assert "support-staging" in mapped
+    assert "support-prod" not in mapped
+
+    page.goto(live_server.url + reverse("workspace:key-list", args=[project.slug]))
+    row = page.inner_text("tr:has-text('support-prod')")
+    assert "Active" in row
+    assert "Support Bot" not in row
+
+    key = APIKey.objects.get(pk=first.pk)
+    assert key.revoked_at is None
+    assert not KeyMapping.objects.filter(key=key).exists()

@@ -1,0 +1,121 @@
+"""Batched usage writing: flushed on shutdown, retried, never blocked."""
+
+import time
+import uuid
+
+import openai
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from gateway.recorder import write_batch
+from insights.models import UsageEvent
+from insights.recording import UsageRecord
+from tests.factories import APIKeyFactory
+from tests.gateway.conftest import gateway_base_url, wait_for_events
+
+
+def call(server, key):
+    client = openai.OpenAI(
+        base_url=gateway_base_url(server, key.provider),
+        api_key=key.secret,
+        max_retries=0,
+    )
+    with client:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+        )
+
+
+def test_shutdown_flushes_buffered_events(openai_provider, gateway_factory):
+    key = APIKeyFactory(project=openai_provider.project, provider=openai_provider)
+    server = gateway_factory(GATEWAY_FLUSH_INTERVAL="3600")
+    call(server, key)
+    assert not UsageEvent.objects.filter(key=key).exists()
+
+    server.stop()
+
+    assert UsageEvent.objects.filter(key=key).count() == 1
+    assert "1 events written" in server.log_text()
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="Refusing new connections to one database needs PostgreSQL.",
+)
+def test_events_are_retried_while_database_refuses_connections(
+    openai_provider, gateway_factory
+):
+    key = APIKeyFactory(project=openai_provider.project, provider=openai_provider)
+    server = gateway_factory(DATABASE_CONN_MAX_AGE="0")
+    name = connection.settings_dict["NAME"]
+    # The gateway resolves the key now, so the outage hits only the writer.
+    call(server, key)
+    wait_for_events(key=key)
+    try:
+        set_allow_connections(name, False)
+        call(server, key)
+        wait_until_logged(server, "will retry")
+    finally:
+        set_allow_connections(name, True)
+
+    events = wait_for_events(2, key=key)
+    assert all(event.status_code == 200 for event in events)
+
+
+def set_allow_connections(name, allowed):
+    """Let a database accept new connections or refuse them."""
+    import psycopg
+
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"] or "postgres",
+        password=settings["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
+        admin.execute(
+            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'
+        )
+
+
+def wait_until_logged(server, text, timeout=10):
+    deadline = time.monotonic() + timeout
+    while text not in server.log_text():
+        assert time.monotonic() < deadline, f"{text!r} not logged"
+        time.sleep(0.05)
+
+
+def test_invalid_record_does_not_block_batch(openai_provider):
+    key = APIKeyFactory(project=openai_provider.project, provider=openai_provider)
+    good = UsageRecord(
+        project_id=key.project_id, key_id=key.pk, occurred_at=timezone.now()
+    )
+    orphan = UsageRecord(
+        project_id=key.project_id, key_id=key.pk + 1000, occurred_at=timezone.now()
+    )
+
+    write_batch([good, orphan], {key.pk: timezone.now()})
+
+    assert list(UsageEvent.objects.values_list("event_id", flat=True)) == [
+        good.event_id
+    ]
+    key.refresh_from_db()
+    assert key.last_used_at is not None
+
+
+def test_retried_batch_is_stored_once(openai_provider):
+    key = APIKeyFactory(project=openai_provider.project, provider=openai_provider)
+    record = UsageRecord(
+        project_id=key.project_id,
+        key_id=key.pk,
+        occurred_at=timezone.now(),
+        event_id=uuid.uuid4(),
+    )
+
+    write_batch([record], {})
+    write_batch([record], {})
+
+    assert UsageEvent.objects.count() == 1

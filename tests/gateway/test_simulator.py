@@ -1,0 +1,56 @@
+"""The upstream simulator, called directly."""
+
+import httpx
+import openai
+
+from tests.gateway.conftest import UPSTREAM_CREDENTIAL
+
+
+def direct_client(simulator):
+    return openai.OpenAI(
+        base_url=f"{simulator.url}/v1", api_key=UPSTREAM_CREDENTIAL, max_retries=0
+    )
+
+
+def test_simulator_labels_its_answers(simulator):
+    response = httpx.post(
+        f"{simulator.url}/v1/chat/completions",
+        json={"model": "m", "messages": [{"role": "user", "content": "Hi"}]},
+        headers={"authorization": f"Bearer {UPSTREAM_CREDENTIAL}"},
+    )
+
+    assert response.headers["x-simulator"] == "ai-workspace upstream simulator"
+    assert "simulator" in response.json()["choices"][0]["message"]["content"]
+
+
+def test_simulator_follows_usage_directive(simulator):
+    answer = direct_client(simulator).chat.completions.create(
+        model="o4-mini",
+        messages=[
+            {
+                "role": "user",
+                "content": "simulate: prompt_tokens=10 cached_tokens=4 reasoning_tokens=3",
+            }
+        ],
+    )
+
+    assert answer.usage.prompt_tokens == 10
+    assert answer.usage.prompt_tokens_details.cached_tokens == 4
+    assert answer.usage.completion_tokens_details.reasoning_tokens == 3
+
+
+def test_simulator_rejects_wrong_credential(simulator):
+    response = httpx.get(f"{simulator.url}/v1/models", headers={"api-key": "wrong"})
+
+    assert response.status_code == 401
+
+
+def test_simulator_azure_path_needs_api_version(simulator):
+    response = httpx.post(
+        f"{simulator.url}/openai/deployments/gpt-4o/chat/completions",
+        json={"messages": []},
+        headers={"api-key": UPSTREAM_CREDENTIAL},
+    )
+
+    assert response.status_code == 400
+    assert "api-version" in response.json()["error"]["message"]

@@ -1,0 +1,297 @@
+import csv
+import datetime
+import io
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from insights.recording import record_usage
+from tests.factories import (
+    APIKeyFactory,
+    GenAIApplicationFactory,
+    KeyMappingFactory,
+    ProviderModelFactory,
+    UsageRecordFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def application(project):
+    return GenAIApplicationFactory(project=project, name="Support Bot")
+
+
+@pytest.fixture
+def traffic(project, application):
+    key = KeyMappingFactory(application=application, key__name="=HYPERLINK(1)").key
+    ProviderModelFactory(provider=key.provider, name="gpt-4o-mini")
+    loose = APIKeyFactory(project=project, name="loose-key")
+    now = timezone.now()
+    records = [
+        UsageRecordFactory(
+            key=key, occurred_at=now - datetime.timedelta(hours=i), model="gpt-4o-mini"
+        )
+        for i in range(1, 6)
+    ]
+    records.append(
+        UsageRecordFactory(
+            key=key, occurred_at=now - datetime.timedelta(hours=2), model="mystery"
+        )
+    )
+    records.append(
+        UsageRecordFactory(
+            key=key,
+            occurred_at=now - datetime.timedelta(hours=3),
+            status_code=429,
+            error_type="rate_limit",
+        )
+    )
+    records.append(
+        UsageRecordFactory(key=loose, occurred_at=now - datetime.timedelta(hours=1))
+    )
+    record_usage(records)
+    return key
+
+
+def app_url(application, **params):
+    url = reverse(
+        "insights:application", args=[application.project.slug, application.pk]
+    )
+    return url, params
+
+
+def test_application_page_shows_headline_figures(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]), {"range": "24h"}
+    )
+
+    assert response.status_code == 200
+    figures = {f.label: f for f in response.context["report"].figures}
+    assert figures["Requests"].value == 7
+    assert figures["Error rate"].value == pytest.approx(1 / 7)
+    assert b"Support Bot" in response.content
+
+
+def test_application_page_marks_partly_unknown_cost(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]), {"range": "24h"}
+    )
+
+    cost = next(f for f in response.context["report"].figures if f.label == "Cost")
+    assert "have no price" in cost.note
+
+
+def test_application_page_of_other_project_is_not_found(
+    client, outsider, application, traffic
+):
+    client.force_login(outsider)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk])
+    )
+
+    assert response.status_code == 404
+
+
+def test_application_id_from_other_project_is_not_found(client, owner, other_project):
+    foreign = GenAIApplicationFactory(project=other_project)
+    client.force_login(owner)
+
+    response = client.get(reverse("insights:application", args=["acme", foreign.pk]))
+
+    assert response.status_code == 404
+
+
+def test_viewer_can_read_insights(client, viewer, application, traffic):
+    client.force_login(viewer)
+
+    response = client.get(reverse("insights:overview", args=["acme"]))
+
+    assert response.status_code == 200
+
+
+def test_anonymous_user_is_sent_to_sign_in(client, project):
+    response = client.get(reverse("insights:overview", args=["acme"]))
+
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("preset", ["24h", "7d", "30d", "90d"])
+def test_empty_range_shows_dashes_not_nan(client, owner, application, preset):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": preset},
+    )
+
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "NaN" not in body
+    assert "Infinity" not in body
+    assert "—" in body
+
+
+def test_overview_shows_unattached_share(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(reverse("insights:overview", args=["acme"]), {"range": "24h"})
+
+    assert response.context["report"].unattached.requests == 1
+    assert response.context["unattached_request_share"] == pytest.approx(1 / 8)
+    assert reverse("workspace:key-list", args=["acme"]).encode() in response.content
+
+
+def test_overview_ranks_applications_by_cost(client, owner, project, traffic):
+    client.force_login(owner)
+
+    response = client.get(reverse("insights:overview", args=["acme"]), {"range": "24h"})
+
+    rows = list(response.context["application_table"].rows)
+    assert rows[0].record["name"] == "Support Bot"
+
+
+def test_custom_range_in_timezone(client, owner, application, traffic):
+    client.force_login(owner)
+    today = (
+        timezone.now()
+        .astimezone(datetime.timezone(datetime.timedelta(hours=5, minutes=45)))
+        .date()
+    )
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {
+            "start": (today - datetime.timedelta(days=1)).isoformat(),
+            "end": today.isoformat(),
+            "tz": "Asia/Kathmandu",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.context["range_key"] == "custom"
+    assert response.context["report"].total.requests == 7
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"range": "custom", "start": "2026-02-01"}, "needs a start and an end"),
+        ({"start": "2026-02-05", "end": "2026-02-01"}, "end date is before"),
+        ({"tz": "Mars/Olympus"}, "Unknown timezone"),
+        ({"start": "yesterday", "end": "2026-02-01"}, "Enter a valid date"),
+    ],
+)
+def test_bad_options_show_an_error_not_a_500(
+    client, owner, application, params, message
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]), params
+    )
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+
+
+def test_timezone_cookie_sets_display_zone(client, owner, application):
+    client.force_login(owner)
+    client.cookies["aiw_tz"] = "Asia%2FKolkata"
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk])
+    )
+
+    assert response.context["tz_name"] == "Asia/Kolkata"
+
+
+def read_csv(response):
+    body = b"".join(response.streaming_content).decode("utf-8")
+    assert body.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+
+
+def test_key_export_neutralises_formulas(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "keys"},
+    )
+
+    rows = read_csv(response)
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert rows[1][0] == "'=HYPERLINK(1)"
+
+
+def test_event_export_lists_every_event(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "events"},
+    )
+
+    rows = read_csv(response)
+    assert len(rows) == 1 + 7
+    assert rows[0][0] == "event_id"
+
+
+def test_series_export_matches_page_totals(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "series"},
+    )
+
+    rows = read_csv(response)
+    assert sum(int(row[1]) for row in rows[1:]) == 7
+
+
+def test_unknown_export_is_not_found(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:overview-export", args=["acme"]), {"table": "keys"}
+    )
+
+    assert response.status_code == 404
+
+
+def test_export_of_other_project_is_not_found(client, outsider, application):
+    client.force_login(outsider)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk])
+    )
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("=1+1", "'=1+1"),
+        ("  =1+1", "'  =1+1"),
+        ("\t=cmd", "'\t=cmd"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("plain", "plain"),
+        (12, 12),
+    ],
+)
+def test_safe_cell(value, expected):
+    from insights.export import safe_cell
+
+    assert safe_cell(value) == expected

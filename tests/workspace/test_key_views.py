@@ -1,0 +1,255 @@
+import datetime
+
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.factories import (
+    APIKeyFactory,
+    AppProxyFactory,
+    GenAIApplicationFactory,
+    KeyMappingFactory,
+    ProviderFactory,
+    UserFactory,
+)
+from workspace.models import APIKey, hash_secret
+
+
+def create_key(client, project, provider, **data):
+    url = reverse("workspace:key-create", args=[project.slug])
+    return client.post(
+        url, {"name": "ci-runner", "target": f"provider:{provider.pk}", **data}
+    )
+
+
+def test_key_create_shows_secret_once(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_key(client, project, provider, form_token="t1")
+
+    secret = response.context["secret"]
+    key = APIKey.objects.get(name="ci-runner")
+    assert response.status_code == 200
+    assert secret in response.text
+    assert key.secret_hash == hash_secret(secret)
+    assert key.created_by == owner
+    assert response["Cache-Control"].startswith("max-age=0")
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_key_secret_absent_from_session_and_later_pages(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+    secret = create_key(client, project, provider, form_token="t1").context["secret"]
+
+    list_page = client.get(reverse("workspace:key-list", args=[project.slug]))
+
+    assert secret not in list_page.text
+    assert secret[:12] in list_page.text
+    assert secret not in str(dict(client.session.items()))
+
+
+def test_key_form_resubmission_does_not_create_second_key(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+    create_key(client, project, provider, form_token="t1")
+
+    response = create_key(client, project, provider, form_token="t1")
+
+    assert response.status_code == 302
+    assert APIKey.objects.filter(name="ci-runner").count() == 1
+    follow = client.get(response["Location"])
+    assert "shown only once" in follow.text
+
+
+def test_key_create_for_proxy(client, project, owner):
+    proxy = AppProxyFactory(project=project)
+    client.force_login(owner)
+
+    client.post(
+        reverse("workspace:key-create", args=[project.slug]),
+        {"name": "proxy-key", "target": f"proxy:{proxy.pk}"},
+    )
+
+    key = APIKey.objects.get(name="proxy-key")
+    assert key.proxy == proxy
+    assert key.provider is None
+
+
+def test_key_create_rejects_provider_of_other_project(
+    client, project, other_project, owner
+):
+    ProviderFactory(project=project)
+    foreign_provider = ProviderFactory(project=other_project)
+    client.force_login(owner)
+
+    response = create_key(client, project, foreign_provider)
+
+    assert response.status_code == 200
+    assert "Choose a provider or proxy of this project" in response.text
+    assert not APIKey.objects.exists()
+
+
+def test_key_create_rejects_expiry_in_past(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_key(client, project, provider, expires_at="2020-01-01T00:00")
+
+    assert "The expiry must be in the future" in response.text
+    assert not APIKey.objects.exists()
+
+
+def test_key_create_stores_expiry(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+    expiry = (timezone.now() + datetime.timedelta(days=30)).replace(
+        second=0, microsecond=0
+    )
+
+    create_key(client, project, provider, expires_at=expiry.strftime("%Y-%m-%dT%H:%M"))
+
+    assert APIKey.objects.get().expires_at == expiry
+
+
+def test_key_list_shows_status_and_application(client, project, owner):
+    KeyMappingFactory(
+        application=GenAIApplicationFactory(project=project, name="Support Bot"),
+        key__name="attached-key",
+    )
+    APIKeyFactory(project=project, name="old-key", revoked=True)
+    APIKeyFactory(project=project, name="stale-key", expired=True)
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:key-list", args=[project.slug]))
+
+    assert "Support Bot" in response.text
+    assert '<span class="badge revoked">Revoked</span>' in response.text
+    assert '<span class="badge expired">Expired</span>' in response.text
+    assert '<span class="badge active">Active</span>' in response.text
+
+
+def test_key_list_filters_by_status(client, project, owner):
+    APIKeyFactory(project=project, name="live-key")
+    APIKeyFactory(project=project, name="old-key", revoked=True)
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"status": "revoked"}
+    )
+
+    assert "old-key" in response.text
+    assert "live-key" not in response.text
+
+
+def test_key_list_filters_by_proxy(client, project, owner):
+    proxy = AppProxyFactory(project=project)
+    APIKeyFactory(project=project, name="proxy-key", provider=None, proxy=proxy)
+    APIKeyFactory(project=project, name="provider-key")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]),
+        {"target": f"proxy:{proxy.pk}"},
+    )
+
+    assert "proxy-key" in response.text
+    assert "provider-key" not in response.text
+
+
+def test_key_list_search_fragment_for_htmx(client, project, owner):
+    APIKeyFactory(project=project, name="billing-worker")
+    APIKeyFactory(project=project, name="search-worker")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]),
+        {"q": "billing"},
+        headers={"HX-Request": "true", "HX-Target": "key-table"},
+    )
+
+    assert response.text.lstrip().startswith('<div id="key-table">')
+    assert "<html" not in response.text
+    assert "billing-worker" in response.text
+    assert "search-worker" not in response.text
+
+
+def test_key_list_search_without_htmx_renders_page(client, project, owner):
+    APIKeyFactory(project=project, name="billing-worker")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"q": "billing"}
+    )
+
+    assert "<html" in response.text
+    assert "billing-worker" in response.text
+
+
+def test_key_list_query_count(client, project, owner, django_assert_max_num_queries):
+    creators = UserFactory.create_batch(3)
+    for index in range(30):
+        key = APIKeyFactory(project=project, created_by=creators[index % 3])
+        if index % 2:
+            KeyMappingFactory(
+                key=key, application=GenAIApplicationFactory(project=project)
+            )
+    client.force_login(owner)
+
+    with django_assert_max_num_queries(12):
+        response = client.get(reverse("workspace:key-list", args=[project.slug]))
+
+    assert response.status_code == 200
+    assert response.text.count('class="badge active"') == 25
+
+
+def test_key_revoke_asks_for_confirmation(client, project, owner):
+    key = APIKeyFactory(project=project)
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-revoke", args=[project.slug, key.pk]),
+        headers={"HX-Request": "true"},
+    )
+
+    assert "Revoke API key" in response.text
+    assert "<html" not in response.text
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+
+def test_key_revoke_marks_key_revoked(client, project, owner):
+    key = APIKeyFactory(project=project)
+    client.force_login(owner)
+
+    response = client.post(reverse("workspace:key-revoke", args=[project.slug, key.pk]))
+
+    assert response.status_code == 302
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert key.revoked_by == owner
+
+
+def test_key_revoke_rejects_key_of_other_project(client, project, other_project, owner):
+    foreign_key = APIKeyFactory(project=other_project)
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:key-revoke", args=[project.slug, foreign_key.pk])
+    )
+
+    assert response.status_code == 404
+    foreign_key.refresh_from_db()
+    assert foreign_key.revoked_at is None
+
+
+def test_key_revoke_ignores_offsite_next(client, project, owner):
+    key = APIKeyFactory(project=project)
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:key-revoke", args=[project.slug, key.pk]),
+        {"next": "https://evil.example/"},
+    )
+
+    assert response["Location"] == reverse("workspace:key-list", args=[project.slug])

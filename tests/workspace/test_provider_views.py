@@ -1,0 +1,205 @@
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import AppProxyFactory, ProviderFactory, ProviderModelFactory
+from workspace.models import Provider, ProviderModel, Vendor
+
+
+def provider_data(**overrides):
+    data = {
+        "name": "OpenAI production",
+        "context_path": "openai-prod",
+        "vendor": Vendor.OPENAI,
+        "base_url": "https://api.openai.com/v1",
+        "api_version": "",
+        "credential": "sk-upstream-secret-123",
+        "models-TOTAL_FORMS": "1",
+        "models-INITIAL_FORMS": "0",
+        "models-0-name": "gpt-4o-mini",
+        "models-0-input_price": "",
+        "models-0-cached_input_price": "",
+        "models-0-output_price": "",
+        "models-0-cache_write_price": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def create_url(project):
+    return reverse("workspace:provider-create", args=[project.slug])
+
+
+def test_provider_create_encrypts_credential(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data())
+
+    assert response.status_code == 302
+    provider = Provider.objects.get(project=project)
+    assert provider.get_credential() == "sk-upstream-secret-123"
+    assert "sk-upstream-secret-123" not in provider.credential_encrypted
+
+
+def test_provider_create_fills_prices_from_catalogue(client, project, owner):
+    client.force_login(owner)
+
+    client.post(create_url(project), provider_data())
+
+    model = ProviderModel.objects.get(name="gpt-4o-mini")
+    assert model.input_price == Decimal("0.15")
+    assert model.output_price == Decimal("0.6")
+
+
+def test_provider_create_leaves_unknown_model_unpriced(client, project, owner):
+    client.force_login(owner)
+
+    client.post(create_url(project), provider_data(**{"models-0-name": "my-model"}))
+
+    model = ProviderModel.objects.get(name="my-model")
+    assert model.input_price is None
+    assert model.output_price is None
+
+
+def test_provider_edit_never_renders_credential(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:provider-edit", args=[project.slug, provider.pk])
+    )
+
+    assert response.status_code == 200
+    assert b"sk-upstream-test" not in response.content
+    assert provider.credential_encrypted.encode() not in response.content
+
+
+def test_provider_edit_keeps_credential_when_left_empty(client, project, owner):
+    provider = ProviderFactory(project=project, context_path="openai-prod")
+    client.force_login(owner)
+
+    client.post(
+        reverse("workspace:provider-edit", args=[project.slug, provider.pk]),
+        provider_data(credential="", **{"models-TOTAL_FORMS": "0"}),
+    )
+
+    provider.refresh_from_db()
+    assert provider.name == "OpenAI production"
+    assert provider.get_credential() == "sk-upstream-test"
+
+
+def test_provider_edit_updates_model_price(client, project, owner):
+    provider = ProviderFactory(project=project, context_path="openai-prod")
+    model = ProviderModelFactory(provider=provider, name="gpt-4o")
+    client.force_login(owner)
+
+    client.post(
+        reverse("workspace:provider-edit", args=[project.slug, provider.pk]),
+        provider_data(
+            **{
+                "models-INITIAL_FORMS": "1",
+                "models-0-id": str(model.pk),
+                "models-0-name": "gpt-4o",
+                "models-0-input_price": "2.25",
+                "models-0-output_price": "",
+            }
+        ),
+    )
+
+    model.refresh_from_db()
+    assert model.input_price == Decimal("2.25")
+    assert model.output_price is None
+
+
+def test_provider_rejects_context_path_used_by_proxy(client, project, owner):
+    AppProxyFactory(project=project, name="Support proxy", context_path="openai-prod")
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data())
+
+    assert response.status_code == 200
+    assert "already used by the App LLM Proxy “Support proxy”" in response.text
+    assert not Provider.objects.filter(name="OpenAI production").exists()
+
+
+def test_provider_rejects_duplicate_model_names(client, project, owner):
+    client.force_login(owner)
+    data = provider_data(
+        **{
+            "models-TOTAL_FORMS": "2",
+            "models-1-name": "gpt-4o-mini",
+        }
+    )
+
+    response = client.post(create_url(project), data)
+
+    assert response.status_code == 200
+    assert not Provider.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("vendor", "base_url", "message"),
+    [
+        (Vendor.OPENAI, "https://api.openai.com", "ends with /v1"),
+        (Vendor.ANTHROPIC, "https://api.anthropic.com/v1", "without /v1"),
+        (
+            Vendor.AZURE_OPENAI,
+            "https://acme.openai.azure.com/openai/deployments/gpt-4o",
+            "resource endpoint only",
+        ),
+    ],
+)
+def test_provider_rejects_base_url_against_vendor_convention(
+    client, project, owner, vendor, base_url, message
+):
+    client.force_login(owner)
+
+    response = client.post(
+        create_url(project),
+        provider_data(vendor=vendor, base_url=base_url, api_version="2024-10-21"),
+    )
+
+    assert response.status_code == 200
+    assert message in response.text
+    assert not Provider.objects.exists()
+
+
+def test_azure_provider_requires_api_version(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(
+        create_url(project),
+        provider_data(
+            vendor=Vendor.AZURE_OPENAI, base_url="https://acme.openai.azure.com"
+        ),
+    )
+
+    assert "Azure OpenAI needs an API version" in response.text
+    assert not Provider.objects.exists()
+
+
+def test_provider_rejects_negative_price(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(
+        create_url(project), provider_data(**{"models-0-input_price": "-1"})
+    )
+
+    assert response.status_code == 200
+    assert not Provider.objects.exists()
+
+
+def test_provider_list_query_count(
+    client, project, owner, django_assert_max_num_queries
+):
+    for _ in range(5):
+        provider = ProviderFactory(project=project)
+        ProviderModelFactory.create_batch(2, provider=provider)
+    client.force_login(owner)
+
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("workspace:provider-list", args=[project.slug]))
+
+    assert response.status_code == 200
+    assert response.text.count("/gateway/provider-") == 5

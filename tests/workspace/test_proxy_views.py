@@ -1,0 +1,119 @@
+from django.urls import reverse
+
+from tests.factories import (
+    AppProxyFactory,
+    ProviderFactory,
+    ProviderModelFactory,
+)
+from workspace.models import AppProxy
+
+
+def test_proxy_create_saves_allowed_models(client, project, owner):
+    provider = ProviderFactory(project=project)
+    ProviderModelFactory(provider=provider, name="gpt-4o-mini")
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {
+            "name": "Support bot",
+            "context_path": "support",
+            "provider": provider.pk,
+            "allowed_models": [f"{provider.pk}:gpt-4o-mini"],
+            "max_tokens": "1024",
+        },
+    )
+
+    assert response.status_code == 302
+    proxy = AppProxy.objects.get()
+    assert proxy.allowed_models == ["gpt-4o-mini"]
+    assert proxy.max_tokens == 1024
+    assert proxy.created_by == owner
+
+
+def test_proxy_rejects_model_of_other_provider(client, project, owner):
+    chosen = ProviderFactory(project=project, name="Chosen")
+    other = ProviderFactory(project=project)
+    ProviderModelFactory(provider=other, name="claude-haiku-4-5")
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {
+            "name": "Support bot",
+            "context_path": "support",
+            "provider": chosen.pk,
+            "allowed_models": [f"{other.pk}:claude-haiku-4-5"],
+        },
+    )
+
+    assert response.status_code == 200
+    assert "belongs to another provider" in response.text
+    assert not AppProxy.objects.exists()
+
+
+def test_proxy_rejects_provider_of_other_project(client, project, other_project, owner):
+    foreign_provider = ProviderFactory(project=other_project)
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {"name": "Sneaky", "context_path": "sneaky", "provider": foreign_provider.pk},
+    )
+
+    assert response.status_code == 200
+    assert not AppProxy.objects.exists()
+
+
+def test_proxy_rejects_context_path_used_by_provider(client, project, owner):
+    provider = ProviderFactory(project=project, name="OpenAI", context_path="openai")
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {"name": "Clash", "context_path": "openai", "provider": provider.pk},
+    )
+
+    assert "already used by the provider “OpenAI”" in response.text
+    assert not AppProxy.objects.exists()
+
+
+def test_proxy_rejects_zero_max_tokens(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {
+            "name": "Zero",
+            "context_path": "zero",
+            "provider": provider.pk,
+            "max_tokens": "0",
+        },
+    )
+
+    assert response.status_code == 200
+    assert not AppProxy.objects.exists()
+
+
+def test_proxy_edit_shows_current_allowed_models(client, project, owner):
+    proxy = AppProxyFactory(project=project, allowed_models=["gpt-4o-mini"])
+    ProviderModelFactory(provider=proxy.provider, name="gpt-4o-mini")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:proxy-edit", args=[project.slug, proxy.pk])
+    )
+
+    assert f'value="{proxy.provider_id}:gpt-4o-mini"' in response.text
+    assert "checked" in response.text
+
+
+def test_proxy_list_query_count(client, project, owner, django_assert_max_num_queries):
+    AppProxyFactory.create_batch(5, project=project)
+    client.force_login(owner)
+
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("workspace:proxy-list", args=[project.slug]))
+
+    assert response.text.count("/gateway/proxy-") == 5

@@ -1,0 +1,390 @@
+"""Forms for providers, App LLM Proxies and API keys, scoped to one project."""
+
+from urllib.parse import urlsplit
+
+from django import forms
+from django.db.models import Q
+from django.forms import inlineformset_factory
+from django.utils import timezone
+
+from workspace.models import (
+    APIKey,
+    AppProxy,
+    KeyStatus,
+    Provider,
+    ProviderModel,
+    Vendor,
+)
+
+
+def context_path_owner(project, context_path, exclude=None):
+    """Return the provider or proxy of the project that uses a context path.
+
+    Providers and proxies share one namespace because the gateway serves
+    both under /gateway/<context path>/v1/.
+    """
+    for model in (Provider, AppProxy):
+        queryset = model.objects.filter(project=project, context_path=context_path)
+        if isinstance(exclude, model):
+            queryset = queryset.exclude(pk=exclude.pk)
+        owner = queryset.first()
+        if owner is not None:
+            return owner
+    return None
+
+
+class ContextPathMixin:
+    """Checks that the context path is free among the project's providers and proxies."""
+
+    def clean_context_path(self):
+        context_path = self.cleaned_data["context_path"].strip().lower()
+        owner = context_path_owner(self.project, context_path, exclude=self.instance)
+        if owner is not None:
+            kind = "provider" if isinstance(owner, Provider) else "App LLM Proxy"
+            raise forms.ValidationError(
+                f"The context path “{context_path}” is already used by the {kind} "
+                f"“{owner.name}”. Choose another one."
+            )
+        return context_path
+
+
+BASE_URL_HELP = (
+    "OpenAI and OpenAI-compatible: the URL including /v1, like the OpenAI SDK's "
+    "base_url (https://api.openai.com/v1). Anthropic: without /v1, like the "
+    "Anthropic SDK's base_url (https://api.anthropic.com). Azure OpenAI: the "
+    "resource endpoint (https://NAME.openai.azure.com)."
+)
+
+
+class ProviderForm(ContextPathMixin, forms.ModelForm):
+    base_url = forms.URLField(
+        label="Base URL", max_length=500, assume_scheme="https", help_text=BASE_URL_HELP
+    )
+    credential = forms.CharField(
+        label="Upstream credential",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=(
+            "The vendor's API key. Stored encrypted and never shown again. "
+            "Leave empty for a server that needs none."
+        ),
+    )
+    remove_credential = forms.BooleanField(
+        label="Remove the stored credential",
+        required=False,
+    )
+
+    class Meta:
+        model = Provider
+        fields = ["name", "context_path", "vendor", "base_url", "api_version"]
+        labels = {"api_version": "API version"}
+
+    def __init__(self, *args, project, **kwargs):
+        self.project = project
+        super().__init__(*args, **kwargs)
+        self.fields["name"].widget.attrs["autofocus"] = True
+        if self.instance.pk and self.instance.has_credential:
+            self.fields["credential"].help_text = (
+                "A credential is stored. Leave empty to keep it, or enter a new "
+                "one to replace it. It is never shown again."
+            )
+        else:
+            del self.fields["remove_credential"]
+
+    def clean_base_url(self):
+        return self.cleaned_data["base_url"].strip().rstrip("/")
+
+    def clean(self):
+        cleaned = super().clean()
+        vendor = cleaned.get("vendor")
+        base_url = cleaned.get("base_url")
+        if vendor and base_url:
+            self._check_base_url(vendor, base_url)
+        if vendor == Vendor.AZURE_OPENAI and not cleaned.get("api_version"):
+            self.add_error(
+                "api_version",
+                "Azure OpenAI needs an API version, for example 2024-10-21.",
+            )
+        if vendor and vendor != Vendor.AZURE_OPENAI:
+            cleaned["api_version"] = ""
+        return cleaned
+
+    def _check_base_url(self, vendor, base_url):
+        path = urlsplit(base_url).path.rstrip("/")
+        if vendor == Vendor.OPENAI and not path.endswith("/v1"):
+            self.add_error(
+                "base_url",
+                f"An OpenAI base URL ends with /v1, like https://api.openai.com/v1; "
+                f"“{base_url}” does not.",
+            )
+        elif vendor == Vendor.ANTHROPIC and path.endswith("/v1"):
+            self.add_error(
+                "base_url",
+                "An Anthropic base URL is given without /v1, like "
+                "https://api.anthropic.com; remove the trailing /v1.",
+            )
+        elif vendor == Vendor.AZURE_OPENAI and "/openai" in path:
+            self.add_error(
+                "base_url",
+                "Give the Azure OpenAI resource endpoint only, like "
+                "https://NAME.openai.azure.com, without /openai/deployments/….",
+            )
+
+    def save(self, commit=True):
+        provider = super().save(commit=False)
+        provider.project = self.project
+        if self.cleaned_data.get("credential"):
+            provider.set_credential(self.cleaned_data["credential"])
+        elif self.cleaned_data.get("remove_credential"):
+            provider.set_credential("")
+        if commit:
+            provider.save()
+        return provider
+
+
+PRICE_FIELDS = (
+    "input_price",
+    "cached_input_price",
+    "output_price",
+    "cache_write_price",
+)
+
+
+def format_price(value):
+    """Format a Decimal price without trailing zeros or an exponent."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+class ProviderModelForm(forms.ModelForm):
+    class Meta:
+        model = ProviderModel
+        fields = [
+            "name",
+            "input_price",
+            "cached_input_price",
+            "output_price",
+            "cache_write_price",
+        ]
+        labels = {
+            "name": "Model",
+            "input_price": "Input",
+            "cached_input_price": "Cached input",
+            "output_price": "Output",
+            "cache_write_price": "Cache write",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["name"].widget.attrs["placeholder"] = (
+            "Add a model, e.g. gpt-4o-mini"
+        )
+        for name in PRICE_FIELDS:
+            self.fields[name].widget.attrs["placeholder"] = "unknown"
+            value = self.initial.get(name)
+            if value is not None:
+                # Show 2.5, not the stored 2.500000.
+                self.initial[name] = format_price(value)
+
+    def clean_name(self):
+        return self.cleaned_data["name"].strip()
+
+
+ProviderModelFormSet = inlineformset_factory(
+    Provider,
+    ProviderModel,
+    form=ProviderModelForm,
+    extra=2,
+    can_delete=True,
+)
+
+
+def _model_choices(project):
+    """Group the project's models by provider as "<provider id>:<model name>"."""
+    providers = Provider.objects.filter(project=project).prefetch_related("models")
+    return [
+        (
+            provider.name,
+            [
+                (f"{provider.pk}:{model.name}", model.name)
+                for model in provider.models.all()
+            ],
+        )
+        for provider in providers
+        if provider.models.all()
+    ]
+
+
+class AppProxyForm(ContextPathMixin, forms.ModelForm):
+    allowed_models = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Pick models of the chosen provider; none picked allows all its models.",
+    )
+
+    class Meta:
+        model = AppProxy
+        fields = ["name", "context_path", "provider", "max_tokens"]
+        labels = {"max_tokens": "Max tokens guardrail"}
+
+    def __init__(self, *args, project, **kwargs):
+        self.project = project
+        super().__init__(*args, **kwargs)
+        self.fields["name"].widget.attrs["autofocus"] = True
+        self.fields["provider"].queryset = Provider.objects.filter(project=project)
+        self.fields["allowed_models"].choices = _model_choices(project)
+        self.fields["max_tokens"].min_value = 1
+        self.fields["max_tokens"].widget.attrs["min"] = 1
+        if self.instance.pk:
+            self.initial["allowed_models"] = [
+                f"{self.instance.provider_id}:{name}"
+                for name in self.instance.allowed_models
+            ]
+
+    def clean_max_tokens(self):
+        max_tokens = self.cleaned_data.get("max_tokens")
+        if max_tokens is not None and max_tokens < 1:
+            raise forms.ValidationError(
+                "Enter a whole number of at least 1, or leave empty."
+            )
+        return max_tokens
+
+    def clean(self):
+        cleaned = super().clean()
+        provider = cleaned.get("provider")
+        if provider is None:
+            return cleaned
+        names = []
+        for value in cleaned.get("allowed_models", []):
+            provider_id, _, name = value.partition(":")
+            if provider_id != str(provider.pk):
+                self.add_error(
+                    "allowed_models",
+                    f"The model “{name}” belongs to another provider; pick models "
+                    f"of “{provider.name}” only.",
+                )
+                continue
+            names.append(name)
+        cleaned["allowed_model_names"] = names
+        return cleaned
+
+    def save(self, commit=True):
+        proxy = super().save(commit=False)
+        proxy.project = self.project
+        proxy.allowed_models = self.cleaned_data.get("allowed_model_names", [])
+        if commit:
+            proxy.save()
+        return proxy
+
+
+def target_choices(project):
+    """Providers and proxies of the project as grouped "kind:id" choices."""
+    providers = Provider.objects.filter(project=project).only("name")
+    proxies = AppProxy.objects.filter(project=project).only("name")
+    return [
+        ("LLM Providers", [(f"provider:{p.pk}", p.name) for p in providers]),
+        ("App LLM Proxies", [(f"proxy:{p.pk}", p.name) for p in proxies]),
+    ]
+
+
+def resolve_target(project, value):
+    """Return (provider, proxy) for a "kind:id" value, one of them None."""
+    kind, _, pk = value.partition(":")
+    if not pk.isdigit():
+        return None, None
+    if kind == "provider":
+        return Provider.objects.filter(project=project, pk=pk).first(), None
+    if kind == "proxy":
+        return None, AppProxy.objects.filter(project=project, pk=pk).first()
+    return None, None
+
+
+class APIKeyForm(forms.Form):
+    name = forms.CharField(max_length=255, help_text="Say who or what uses this key.")
+    target = forms.ChoiceField(
+        label="Provider or proxy",
+        help_text="The key can call exactly this provider or App LLM Proxy.",
+        error_messages={
+            "invalid_choice": "Choose a provider or proxy of this project.",
+            "required": "Choose the provider or proxy this key may call.",
+        },
+    )
+    expires_at = forms.DateTimeField(
+        label="Expires at (UTC)",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="Leave empty for a key that does not expire.",
+    )
+
+    def __init__(self, *args, project, **kwargs):
+        self.project = project
+        super().__init__(*args, **kwargs)
+        self.fields["name"].widget.attrs["autofocus"] = True
+        self.fields["target"].choices = [("", "Choose…"), *target_choices(project)]
+
+    def clean_target(self):
+        provider, proxy = resolve_target(self.project, self.cleaned_data["target"])
+        if provider is None and proxy is None:
+            raise forms.ValidationError("Choose a provider or proxy of this project.")
+        self.cleaned_data["provider"] = provider
+        self.cleaned_data["proxy"] = proxy
+        return self.cleaned_data["target"]
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data["expires_at"]
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError(
+                "The expiry must be in the future; leave it empty for no expiry."
+            )
+        return expires_at
+
+    def create_key(self, user):
+        """Create the key and return (key, secret); the secret is not stored."""
+        return APIKey.create_with_secret(
+            project=self.project,
+            name=self.cleaned_data["name"],
+            provider=self.cleaned_data["provider"],
+            proxy=self.cleaned_data["proxy"],
+            expires_at=self.cleaned_data["expires_at"],
+            created_by=user,
+        )
+
+
+class KeyFilterForm(forms.Form):
+    """Search and filters of the API Keys page; invalid values are ignored."""
+
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Name or prefix"}
+        ),
+    )
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), *KeyStatus.choices]
+    )
+    target = forms.ChoiceField(label="Provider or proxy", required=False)
+
+    def __init__(self, *args, project, **kwargs):
+        self.project = project
+        super().__init__(*args, **kwargs)
+        self.fields["target"].choices = [
+            ("", "Any provider or proxy"),
+            *target_choices(project),
+        ]
+
+    def filter(self, queryset):
+        if not self.is_valid():
+            return queryset
+        query = self.cleaned_data["q"].strip()
+        if query:
+            queryset = queryset.filter(
+                Q(name__icontains=query) | Q(prefix__startswith=query)
+            )
+        if self.cleaned_data["status"]:
+            queryset = queryset.with_status(self.cleaned_data["status"])
+        if self.cleaned_data["target"]:
+            provider, proxy = resolve_target(self.project, self.cleaned_data["target"])
+            queryset = queryset.filter(provider=provider, proxy=proxy)
+        return queryset
