@@ -126,8 +126,24 @@ def generate(args):
         print(
             f"  inserted {args.events:,} events in {time.monotonic() - started:.0f} s"
         )
+    started = time.monotonic()
+    build_rollups()
+    print(f"  built rollups in {time.monotonic() - started:.0f} s")
+    with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return project
+
+
+def build_rollups():
+    """Sum the events into the rollups that insights.review_usage reads.
+
+    The events are inserted in bulk, past insights.recording, so the rollups
+    are rebuilt with the same command an operator would use.
+    """
+    from django.core.management import call_command
+
+    with open(os.devnull, "w") as devnull:
+        call_command("rebuild_rollups", "--project", PROJECT_SLUG, stdout=devnull)
 
 
 def insert_users(cursor, project):

@@ -390,7 +390,9 @@ def _unmapped_traffic_findings(context, keys, usage, totals):
         requests, cost = usage[key["id"]]
         total_requests, total_cost = totals[key["project_id"]]
         request_share = round(requests / total_requests, 4)
-        cost_share = round(float(cost / total_cost), 4) if total_cost else None
+        cost_share = None
+        if cost is not None and total_cost:
+            cost_share = round(float(cost / total_cost), 4)
         yield _finding(
             context,
             UNMAPPED_KEY_WITH_TRAFFIC,
@@ -409,14 +411,18 @@ def _unmapped_traffic_findings(context, keys, usage, totals):
 
 
 def _project_totals(key_projects, usage):
-    """Return {project_id: (requests, cost_usd)} over the keys' recent traffic."""
+    """Return {project_id: (requests, cost_usd)} over the keys' recent traffic.
+
+    The cost sums the known costs; a key whose cost is unknown (None) adds
+    only its requests.
+    """
     totals = {}
     for key_id, (requests, cost) in usage.items():
         project_id = key_projects.get(key_id)
         if project_id is None:
             continue
         total_requests, total_cost = totals.get(project_id, (0, Decimal(0)))
-        totals[project_id] = (total_requests + requests, total_cost + cost)
+        totals[project_id] = (total_requests + requests, total_cost + (cost or 0))
     return totals
 
 
