@@ -294,7 +294,20 @@ async def authenticate(scope):
                 code="missing_api_key",
             )
         )
-    key = await key_cache.resolve(secret)
+    try:
+        key = await key_cache.resolve(secret)
+    except Exception:
+        # Fail closed: without the cache or the database a revoked key
+        # cannot be told from an active one.
+        logger.exception("Key lookup failed; answering 503")
+        raise Rejected(
+            errors.GatewayError(
+                503,
+                "The gateway cannot check API keys right now; retry shortly.",
+                "server_error",
+                code="key_lookup_unavailable",
+            )
+        ) from None
     if key is None:
         raise Rejected(errors.unauthorized("Invalid API key."))
     if key.revoked:
