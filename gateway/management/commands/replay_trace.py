@@ -2,6 +2,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import signal
 import socket
 import time
 from pathlib import Path
@@ -202,6 +203,10 @@ class Command(BaseCommand):
             for secret, url, model, label in targets
         ]
         summary = Summary()
+        # SIGTERM (how `make run` stops the replay) ends it like Ctrl-C does:
+        # calls in flight are cancelled and the summary is printed.
+        main_task = asyncio.current_task()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
         limit = asyncio.Semaphore(options["concurrency"])
         interval = 1 / options["rate"]
         stream = options["stream_every"]
