@@ -7,7 +7,12 @@ bundled LiteLLM catalogue (workspace.pricing).
 
 import dataclasses
 import datetime
+import json
+import os
+import tempfile
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -64,6 +69,13 @@ class DemoWorkspace:
     proxies: list
     keys: list
     applications: list
+    # APIKey id -> plain secret, for the demo keys file only; the database
+    # stores the hashes.
+    secrets: dict = dataclasses.field(default_factory=dict)
+
+
+class DemoKeysFileError(Exception):
+    """The demo keys file is missing, unreadable or not for these keys."""
 
 
 # name, context path, vendor, base URL, API version, model names.
@@ -187,7 +199,7 @@ def create_demo_workspace(stdout):
     )
 
     targets = {p.context_path: p for p in [*providers, *proxies]}
-    keys = _create_keys(project, targets, users, now)
+    keys, secrets = _create_keys(project, targets, users, now)
     applications = _create_applications(project, keys, users, now)
     _revoke_and_expire(keys, users, now)
     stdout.write(
@@ -204,6 +216,7 @@ def create_demo_workspace(stdout):
         proxies=proxies,
         keys=list(keys.values()),
         applications=applications,
+        secrets=secrets,
     )
 
 
@@ -217,6 +230,61 @@ def delete_demo_workspace(project):
     AppProxy.objects.filter(project=project).delete()
     Provider.objects.filter(project=project).delete()
     project.delete()
+
+
+def demo_keys_path():
+    """Where seed_demo keeps the demo keys' plain secrets: var/demo-keys.json."""
+    return Path(settings.VAR_DIR) / "demo-keys.json"
+
+
+def write_demo_keys(demo, path=None):
+    """Write the demo keys' plain secrets to the demo keys file, mode 0600.
+
+    Demo only: `replay_trace --demo` reads the file so the keys keep their
+    secrets, and their prefixes in the dashboard, across `make run`
+    restarts. The file is written to a temporary name and renamed, so a
+    reader never sees half of it.
+    """
+    path = Path(path or demo_keys_path())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = {key.pk: key.name for key in demo.keys}
+    content = {
+        "note": "Demo keys of `manage.py seed_demo`, for `replay_trace --demo` "
+        "only. Never put real keys here.",
+        "project": demo.project.slug,
+        "keys": [
+            {"id": key_id, "name": names.get(key_id, ""), "secret": secret}
+            for key_id, secret in sorted(demo.secrets.items())
+        ],
+    }
+    # mkstemp creates the file with mode 0600.
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".demo-keys-")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(content, file, indent=2)
+            file.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_demo_keys(path=None):
+    """Return {key id: secret} from the demo keys file.
+
+    Raises DemoKeysFileError, naming the file and the command that writes it
+    again, when the file is missing or not in the expected shape.
+    """
+    path = Path(path or demo_keys_path())
+    fix = "run `manage.py seed_demo --force` to load the demo again and rewrite it"
+    try:
+        content = json.loads(path.read_text())
+        return {int(entry["id"]): str(entry["secret"]) for entry in content["keys"]}
+    except FileNotFoundError:
+        raise DemoKeysFileError(f"{path} does not exist; {fix}.") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DemoKeysFileError(f"{path} cannot be read ({error}); {fix}.") from None
 
 
 def _create_users(project):
@@ -279,9 +347,10 @@ def _create_proxies(project, providers, creator, now):
 
 def _create_keys(project, targets, users, now):
     keys = {}
+    secrets = {}
     for name, target_path, creator, days_ago, _ in KEYS:
         target = targets[target_path]
-        key, _ = APIKey.create_with_secret(
+        key, secret = APIKey.create_with_secret(
             project=project,
             name=name,
             provider=target if isinstance(target, Provider) else None,
@@ -290,7 +359,8 @@ def _create_keys(project, targets, users, now):
             created_at=now - datetime.timedelta(days=days_ago),
         )
         keys[name] = key
-    return keys
+        secrets[key.pk] = secret
+    return keys, secrets
 
 
 def _create_applications(project, keys, users, now):

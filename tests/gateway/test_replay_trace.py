@@ -7,9 +7,11 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from gateway.traces import TraceError, read_trace
+from genai_apps.demo import DEMO_PROJECT_SLUG, DemoWorkspace, write_demo_keys
 from insights.models import ErrorType
-from tests.factories import APIKeyFactory, ProviderModelFactory
+from tests.factories import APIKeyFactory, KeyMappingFactory, ProviderModelFactory
 from tests.gateway.conftest import wait_for_events
+from workspace.models import APIKey, generate_secret
 
 
 @pytest.fixture
@@ -101,3 +103,68 @@ def test_azure_trace_with_bad_count_names_line(tmp_path):
 
     with pytest.raises(TraceError, match=r"trace.csv:2: 'x' is not a token count"):
         read_trace(trace)
+
+
+@pytest.fixture
+def demo_key(settings, tmp_path, openai_provider):
+    """An attached key of a project with the demo slug, its secret on file."""
+    settings.VAR_DIR = tmp_path
+    project = openai_provider.project
+    project.slug = DEMO_PROJECT_SLUG
+    project.save()
+    ProviderModelFactory(provider=openai_provider, name="gpt-4o-mini")
+    mapping = KeyMappingFactory(
+        application__project=project, key__provider=openai_provider
+    )
+    return mapping.key
+
+
+def write_keys_file(key, secret):
+    demo = DemoWorkspace(
+        project=key.project,
+        users={},
+        providers=[],
+        proxies=[],
+        keys=[key],
+        applications=[],
+        secrets={key.pk: secret},
+    )
+    write_demo_keys(demo)
+
+
+def test_replay_demo_calls_with_the_seeded_secret_and_keeps_it(gateway, demo_key):
+    write_keys_file(demo_key, demo_key.secret)
+
+    output = replay(gateway, demo=True, limit=2)
+
+    assert "Sent 2 calls" in output
+    assert "2 succeeded" in output
+    stored = APIKey.objects.get(pk=demo_key.pk)
+    assert (stored.prefix, stored.secret_hash) == (
+        demo_key.prefix,
+        demo_key.secret_hash,
+    )
+
+
+def test_replay_demo_names_the_missing_keys_file_and_the_fix(gateway, demo_key):
+    with pytest.raises(CommandError, match=r"demo-keys.json does not exist") as error:
+        replay(gateway, demo=True, limit=1)
+
+    assert "manage.py seed_demo --force" in str(error.value)
+
+
+def test_replay_demo_rejects_keys_file_of_another_seed(gateway, demo_key):
+    write_keys_file(demo_key, generate_secret())
+
+    with pytest.raises(CommandError, match=r"demo-keys.json does not match") as error:
+        replay(gateway, demo=True, limit=1)
+
+    assert demo_key.name in str(error.value)
+    assert "manage.py seed_demo --force" in str(error.value)
+
+
+def test_replay_demo_rejects_unreadable_keys_file(gateway, demo_key, tmp_path):
+    (tmp_path / "demo-keys.json").write_text("{not json")
+
+    with pytest.raises(CommandError, match=r"demo-keys.json cannot be read"):
+        replay(gateway, demo=True, limit=1)

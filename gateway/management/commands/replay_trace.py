@@ -10,18 +10,16 @@ from urllib.parse import urlsplit
 
 import openai
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from tqdm import tqdm
 
 from gateway.traces import BUNDLED_TRACES, TraceError, read_trace
-from workspace.models import (
-    KEY_DISPLAY_PREFIX_LENGTH,
-    APIKey,
-    generate_secret,
-    hash_secret,
+from genai_apps.demo import (
+    DEMO_PROJECT_SLUG,
+    DemoKeysFileError,
+    demo_keys_path,
+    read_demo_keys,
 )
-
-DEMO_PROJECT_SLUG = "demo"
+from workspace.models import APIKey, hash_secret
 
 # Every n-th row of --error-every asks the simulator for one of these errors.
 INJECTED_ERRORS = (429, 503, 400)
@@ -106,7 +104,7 @@ class Command(BaseCommand):
             "--demo",
             action="store_true",
             help=f"Call with the attached, active keys of the '{DEMO_PROJECT_SLUG}' "
-            "project, giving them new secrets first (seed_demo keeps none).",
+            "project, whose secrets seed_demo wrote to var/demo-keys.json.",
         )
         parser.add_argument(
             "--wait",
@@ -125,9 +123,7 @@ class Command(BaseCommand):
         for name in ("httpx", "httpx2"):
             logging.getLogger(name).setLevel(logging.WARNING)
         rows = self.load_rows(options)
-        secrets = (
-            reissue_demo_secrets() if options["demo"] else self.read_secrets(options)
-        )
+        secrets = read_demo_secrets() if options["demo"] else self.read_secrets(options)
         targets = self.resolve_targets(secrets, options)
         if options["wait"]:
             wait_for_server(options["gateway"], options["wait"])
@@ -286,26 +282,36 @@ class Command(BaseCommand):
         )
 
 
-def reissue_demo_secrets():
-    """Give the demo project's attached, active keys new secrets; return them.
+def read_demo_secrets():
+    """Return the secrets of the demo project's attached, active keys.
 
-    seed_demo shows no secrets and stores only hashes, so the replay cannot
-    call with the seeded secrets. The new ones live only in this process.
-    Only the demo project is touched.
+    seed_demo writes the demo keys' secrets to var/demo-keys.json (demo
+    only; the database holds hashes). Each attached, active demo key must
+    have its secret there, so the keys and their prefixes stay as seeded.
     """
+    path = demo_keys_path()
+    rerun = "run `manage.py seed_demo --force` to load the demo again and rewrite it"
+    try:
+        secrets_by_id = read_demo_keys(path)
+    except DemoKeysFileError as error:
+        raise CommandError(str(error)) from None
     keys = (
         APIKey.objects.active()
         .filter(project__slug=DEMO_PROJECT_SLUG, mapping__isnull=False)
         .order_by("pk")
     )
-    secrets = []
-    with transaction.atomic():
-        for key in keys.select_for_update():
-            secret = generate_secret()
-            key.prefix = secret[:KEY_DISPLAY_PREFIX_LENGTH]
-            key.secret_hash = hash_secret(secret)
-            key.save(update_fields=["prefix", "secret_hash", "updated_at"])
+    secrets, unmatched = [], []
+    for key in keys:
+        secret = secrets_by_id.get(key.pk)
+        if secret is None or hash_secret(secret) != key.secret_hash:
+            unmatched.append(key.name)
+        else:
             secrets.append(secret)
+    if unmatched:
+        raise CommandError(
+            f"{path} does not match the demo keys in the database "
+            f"({', '.join(unmatched)}); {rerun}."
+        )
     if not secrets:
         raise CommandError(
             f"The '{DEMO_PROJECT_SLUG}' project has no attached, active keys; "
