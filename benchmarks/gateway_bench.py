@@ -70,6 +70,7 @@ def main():
         "--skip-litellm", action="store_true", help="Do not start LiteLLM."
     )
     args = parser.parse_args()
+    args.load_at_start = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     levels = [int(level) for level in args.concurrency.split(",")]
 
     workdir = Path(tempfile.mkdtemp(prefix="aiw-bench-"))
@@ -435,13 +436,15 @@ def build_report(results, targets, levels, litellm_note, args):
     return {
         "when": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "load_average_at_start": args.load_at_start,
         "method": (
             "simulator and load generator on CPU 0, each proxy alone on CPU 1 "
             "(taskset), one process each; keep-alive HTTP/1.1 client, one "
             f"connection per caller; {args.duration:g} s per load level after 0.5 s "
             f"warm-up; {args.latency_requests} sequential requests for concurrency 1; "
             "simulator answers at once (4 chunks when streaming); gateway records "
-            f"usage to {database_kind()}; LiteLLM: {litellm_note}"
+            f"usage to {database_kind()} and reads the key version token from "
+            f"{cache_kind()}; LiteLLM: {litellm_note}"
         ),
         "added_latency_concurrency_1": added,
         "latency": results["latency"],
@@ -471,9 +474,15 @@ def database_kind():
     return "PostgreSQL" if url.startswith("postgres") else "SQLite"
 
 
+def cache_kind():
+    url = os.environ.get("CACHE_URL", "")
+    return "Redis" if url.startswith(("redis://", "rediss://")) else "local memory"
+
+
 def print_report(report):
     print()
     print(f"Machine: {report['machine']}")
+    print(f"Load average at the start: {report['load_average_at_start']}")
     print(f"Method: {report['method']}")
     print("\nAdded latency over the direct path at concurrency 1 (ms):")
     for name, added in report["added_latency_concurrency_1"].items():

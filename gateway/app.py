@@ -107,6 +107,7 @@ class GatewayApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await usage_writer.stop()
+                await key_cache.aclose()
                 if self.session is not None:
                     await self.session.close()
                 await send({"type": "lifespan.shutdown.complete"})

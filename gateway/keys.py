@@ -13,17 +13,28 @@ process memory. With the local-memory cache, the token is per process, so the
 dashboard and the gateway must run in one process (one worker) for changes
 to apply at once; with CACHE_URL=redis://... any number of workers agree.
 
+With Redis, the gateway reads the token with redis.asyncio, so the GET
+does not block the event loop. It reads the key that Django's cache builds
+(make_key: KEY_PREFIX, VERSION, KEY_FUNCTION) on the first server of the
+cache's LOCATION, the one Django writes to, and compares the stored bytes
+as an opaque token. Writes still go through Django's cache.
+
 Expiry needs no invalidation: each entry keeps expires_at and is checked
 against the clock on every request.
 """
 
+import asyncio
 import dataclasses
 import datetime
 import logging
+import re
 import uuid
 
+import redis.asyncio
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
+from django.conf import settings
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
@@ -66,23 +77,51 @@ class KeyCache:
     def __init__(self):
         self.entries = {}
         self.version = None
+        self._redis = None
+        self._redis_loop = None
 
-    def current_version(self):
-        # NOTE: Django's cache API is synchronous, so with Redis this GET
-        # blocks the event loop for one round trip (well under a millisecond
-        # on a local network).
-        version = cache.get(VERSION_CACHE_KEY)
+    async def current_version(self):
+        version = await self._read_version()
         if version is None:
             # The token is missing after a cache restart or eviction; any new
             # value differs from what processes loaded under, so they reload.
-            cache.add(VERSION_CACHE_KEY, uuid.uuid4().hex, timeout=None)
-            version = cache.get(VERSION_CACHE_KEY)
+            await cache.aadd(VERSION_CACHE_KEY, uuid.uuid4().hex, timeout=None)
+            version = await self._read_version()
         return version
+
+    async def _read_version(self):
+        client = self._redis_client()
+        if client is None:
+            # The local-memory cache does no I/O.
+            return cache.get(VERSION_CACHE_KEY)
+        return await client.get(cache.make_key(VERSION_CACHE_KEY))
+
+    def _redis_client(self):
+        """Return a redis.asyncio client for the cache's first server, or None."""
+        if not isinstance(caches[DEFAULT_CACHE_ALIAS], RedisCache):
+            return None
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._redis_loop is not loop:
+            # A client's connections belong to the loop that opened them.
+            # Timeouts turn a hung Redis into a 503 rather than a hung
+            # request; options in the URL take precedence.
+            self._redis = redis.asyncio.Redis.from_url(
+                primary_cache_server(), socket_connect_timeout=5, socket_timeout=5
+            )
+            self._redis_loop = loop
+        return self._redis
+
+    async def aclose(self):
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
 
     async def resolve(self, secret):
         """Return the ResolvedKey for a presented secret, or None if unknown."""
         secret_hash = hash_secret(secret)
-        version = self.current_version()
+        version = await self.current_version()
+        # Another request may have read a different token during the await.
+        # A mismatch only empties the entries, so the worst case is one reload.
         if version != self.version:
             self.entries = {}
             self.version = version
@@ -96,6 +135,18 @@ class KeyCache:
         if self.version == version:
             self.entries[secret_hash] = resolved
         return resolved
+
+
+def primary_cache_server():
+    """Return the URL of the first server in the default cache's LOCATION.
+
+    Django's RedisCache writes to that server and splits LOCATION the same
+    way. Connection options come from the URL; the cache's OPTIONS are not
+    applied to this client.
+    """
+    location = settings.CACHES[DEFAULT_CACHE_ALIAS]["LOCATION"]
+    servers = re.split("[;,]", location) if isinstance(location, str) else location
+    return servers[0]
 
 
 def load_key(secret_hash):
