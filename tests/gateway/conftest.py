@@ -202,7 +202,7 @@ def wait_for_events(count=1, timeout=10, **filters):
     deadline = time.monotonic() + timeout
     while True:
         events = list(
-            UsageEvent.objects.filter(**filters).order_by("occurred_at", "id")
+            UsageEvent.objects.filter(**filters).order_by("occurred_at", "pk")
         )
         if len(events) >= count or time.monotonic() > deadline:
             assert len(events) == count, f"expected {count} events, found {events}"
