@@ -222,7 +222,7 @@ def overview(request, project_slug):
 @require_GET
 @login_required
 def application(request, project_slug, application_id):
-    """One application's usage: headline figures, charts, and tables by key and model."""
+    """Show one application's usage: headline figures, charts, and tables by key and model."""
     membership = get_membership(request, project_slug)
     project = membership.project
     app = get_object_or_404(GenAIApplication, project=project, pk=application_id)
