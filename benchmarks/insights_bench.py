@@ -446,6 +446,11 @@ def main():
     parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks" / "results" / "insights.json"
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Keep the database of an earlier run and only measure pages, storage, recording and export.",
+    )
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", "")
