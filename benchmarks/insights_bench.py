@@ -320,6 +320,7 @@ def storage(project_ids):
         for table in (
             "insights_usageevent",
             "insights_usagerollup",
+            "insights_keyrollup",
             "insights_usagehistogram",
         ):
             cursor.execute(
@@ -331,6 +332,7 @@ def storage(project_ids):
     event_bytes = sizes["insights_usageevent"]["total_bytes"]
     rollup_bytes = (
         sizes["insights_usagerollup"]["total_bytes"]
+        + sizes["insights_keyrollup"]["total_bytes"]
         + sizes["insights_usagehistogram"]["total_bytes"]
     )
     return {
@@ -528,6 +530,7 @@ def measure(args, info, projects, user):
     results = {
         "machine": info,
         "method": __doc__.split("Events are generated")[0].strip(),
+        "load_average_at_start": os.getloadavg(),
     }
     results["storage"] = storage([p[0].pk for p in projects.values()])
     log(f"Storage: {results['storage']['bytes_per_event']} bytes per event")
