@@ -103,9 +103,9 @@ def generate(args):
     from workspace.models import Project, Provider
 
     with connection.cursor() as cursor:
-        # TRUNCATE is instant where deleting 10 million rows is not; it empties
-        # every table that references projects or users, hence the check on
-        # the database name in setup_django.
+        # TRUNCATE is instant, unlike deleting 10 million rows. It empties
+        # every table that references projects or users, so setup_django
+        # accepts only a database whose name ends in _bench.
         cursor.execute(f"TRUNCATE {table(Project)}, auth_user CASCADE")
     now = timezone.now()
     project = Project.objects.create(name="Benchmark review", slug=PROJECT_SLUG)
@@ -126,8 +126,24 @@ def generate(args):
         print(
             f"  inserted {args.events:,} events in {time.monotonic() - started:.0f} s"
         )
+    started = time.monotonic()
+    build_rollups()
+    print(f"  built rollups in {time.monotonic() - started:.0f} s")
+    with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return project
+
+
+def build_rollups():
+    """Sum the events into the rollups that insights.review_usage reads.
+
+    The events are inserted in bulk, past insights.recording, so the rollups
+    are rebuilt with the same command an operator would use.
+    """
+    from django.core.management import call_command
+
+    with open(os.devnull, "w") as devnull:
+        call_command("rebuild_rollups", "--project", PROJECT_SLUG, stdout=devnull)
 
 
 def insert_users(cursor, project):
@@ -149,8 +165,8 @@ def insert_users(cursor, project):
 def insert_keys(cursor, count, project, provider, users, now):
     """Insert keys with a mix of states; returns the first key id.
 
-    Of every 100 keys: 5 revoked, 5 expired, 3 expiring within 14 days, and
-    10 last used 40 to 90 days ago; the rest were used in the last day.
+    Of every 100 keys, 5 are revoked, 5 expired and 3 expire within 14 days.
+    Another 10 were last used 40 to 90 days ago, and the rest an hour ago.
     """
     from workspace.models import APIKey
 
@@ -234,9 +250,9 @@ def insert_mappings(cursor, args, first_key, first_app, now):
 def insert_events(cursor, args, project, provider, first_key, first_app, now):
     """Insert the usage events in one INSERT … SELECT over generate_series.
 
-    Events spread over the last 90 days; those of the keys that insert_keys
-    marks as last used 40 to 90 days ago fall in that range too. The key of
-    event n is number (n * 7919) mod keys, and its application follows the
+    Events spread over the last 90 days. The keys that insert_keys marks as
+    last used 40 to 90 days ago get events from that range only. Event n
+    uses key number (n * 7919) mod keys, and its application follows the
     mapping rule of insert_mappings. Adapt this
     function, and only this one, when the usage event table changes.
     """
@@ -275,7 +291,7 @@ def insert_events(cursor, args, project, provider, first_key, first_app, now):
                CASE WHEN n %% 50 = 0 THEN 500 ELSE 200 END,
                CASE WHEN n %% 50 = 0 THEN 'upstream_5xx' ELSE '' END,
                (n %% 1000) * 1000
-        FROM generate_series(1, %(count)s) AS n,
+        FROM generate_series(1::bigint, %(count)s) AS n,
              LATERAL (SELECT (n * 7919) %% %(keys)s AS k) AS picked
         """,
         {

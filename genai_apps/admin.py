@@ -10,6 +10,9 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.html import format_html
 
 from genai_apps.models import (
     GenAIApplication,
@@ -164,7 +167,11 @@ class APIKeyAdmin(ProjectScopedAdmin):
             )
         # APIKey.revoke saves each key, so post_save reaches the gateway's key
         # cache; a bulk update() would skip that signal.
-        revoked = sum(1 for key in queryset if key.revoke(request.user))
+        revoked = 0
+        for key in queryset:
+            if key.revoke(request.user):
+                self.log_change(request, key, "Revoked with the admin action.")
+                revoked += 1
         skipped = len(queryset) - revoked
         message = f"Revoked {_count_keys(revoked)}."
         if skipped:
@@ -193,6 +200,9 @@ class APIKeyAdmin(ProjectScopedAdmin):
             if mapping and detach_key(
                 mapping.application, key, request.user, source=MappingSource.ADMIN
             ):
+                self.log_change(
+                    request, key, f"Detached from “{mapping.application.name}”."
+                )
                 detached += 1
         skipped = len(queryset) - detached
         message = f"Detached {_count_keys(detached)} from their application."
@@ -225,24 +235,18 @@ def _was(count):
     return "was" if count == 1 else "were"
 
 
-class MappedKeyForm(forms.ModelForm):
+class AttachKeyForm(forms.ModelForm):
     class Meta:
         model = KeyMapping
         fields = ["key"]
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            # An existing mapping is removed and added again, never re-pointed.
-            self.fields["key"].disabled = True
-
     def validate_unique(self):
-        # MappedKeyFormSet.clean gives the attach rule's own message instead
+        # AttachKeyFormSet.clean gives the attach rule's own message instead
         # of the generic "Key mapping with this Key already exists".
         pass
 
 
-class MappedKeyFormSet(BaseInlineFormSet):
+class AttachKeyFormSet(BaseInlineFormSet):
     """Check new rows against the attach rules before anything is saved."""
 
     def clean(self):
@@ -274,13 +278,12 @@ class MappedKeyFormSet(BaseInlineFormSet):
 
 
 class MappedKeyInline(ProjectScopedInline, admin.TabularInline):
+    """The application's keys; ticking "Delete" detaches a key, never deletes it."""
+
     model = KeyMapping
     project_path = "application__project"
-    form = MappedKeyForm
-    formset = MappedKeyFormSet
-    fields = ["key", "key_status", "key_last_used", "attached_by", "attached_at"]
-    readonly_fields = ["key_status", "key_last_used", "attached_by", "attached_at"]
-    autocomplete_fields = ["key"]
+    fields = ["key_link", "key_status", "key_last_used", "attached_by", "attached_at"]
+    readonly_fields = fields
     extra = 0
     verbose_name = "mapped key"
     verbose_name_plural = "mapped keys"
@@ -288,13 +291,41 @@ class MappedKeyInline(ProjectScopedInline, admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("key", "attached_by")
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="key")
+    def key_link(self, obj):
+        url = reverse("admin:workspace_apikey_change", args=[obj.key_id])
+        return format_html('<a href="{}">{}</a>', url, obj.key)
+
     @admin.display(description="status")
     def key_status(self, obj):
-        return obj.key.status.label if obj.pk else "—"
+        return obj.key.status.label
 
     @admin.display(description="last used")
     def key_last_used(self, obj):
-        return obj.key.last_used_at if obj.pk else None
+        if obj.key.last_used_at is None:
+            return "Never"
+        return formats.localize(timezone.localtime(obj.key.last_used_at))
+
+
+class AttachKeyInline(ProjectScopedInline, admin.TabularInline):
+    """Empty rows that attach more keys; existing mappings are listed above."""
+
+    model = KeyMapping
+    project_path = "application__project"
+    form = AttachKeyForm
+    formset = AttachKeyFormSet
+    fields = ["key"]
+    autocomplete_fields = ["key"]
+    extra = 0
+    can_delete = False
+    verbose_name = "key to attach"
+    verbose_name_plural = "attach keys"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
 
 
 class ApplicationStateFilter(admin.SimpleListFilter):
@@ -367,7 +398,7 @@ class GenAIApplicationAdmin(ProjectScopedAdmin):
         "deleted_at",
     ]
     readonly_fields = ["created_by", "created_at", "updated_at", "deleted_at"]
-    inlines = [MappedKeyInline]
+    inlines = [MappedKeyInline, AttachKeyInline]
 
     def get_queryset(self, request):
         return (

@@ -1,16 +1,27 @@
 """The periodic mapping review: what needs a platform team's attention.
 
-build_report reads keys, applications, memberships and usage figures with a
+build_report reads projects, keys, applications and usage figures with a
 fixed number of queries (six), whatever the number of keys, and returns a
 Report whose findings the review command prints, mails and records.
 """
 
 import dataclasses
 import datetime
+import math
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    When,
+)
 from django.utils.module_loading import import_string
 
 from genai_apps.models import GenAIApplication
@@ -64,13 +75,15 @@ KEY_FIELDS = [
     "name",
     "prefix",
     "project_id",
-    "created_at",
     "expires_at",
     "revoked_at",
-    "last_used_at",
-    "created_by_id",
+    "last_use_before_window",
+    "creation_if_never_used",
+    "used_in_window",
+    "created_in_window",
     "created_by__username",
     "mapping__application_id",
+    "creator_left",
 ]
 
 
@@ -136,10 +149,16 @@ def build_report(projects, options, now):
     projects = list(projects)
     project_ids = [project.pk for project in projects]
     since = now - datetime.timedelta(days=options.stale_days)
+    horizon = now + datetime.timedelta(days=options.expiring_days)
     key_usage_since, application_last_traffic = load_usage_source()
 
+    key_projects = dict(
+        APIKey.objects.filter(project_id__in=project_ids)
+        .order_by()
+        .values_list("id", "project_id")
+    )
     keys = list(
-        APIKey.objects.filter(project_id__in=project_ids).order_by().values(*KEY_FIELDS)
+        _candidate_keys(project_ids, now, since, horizon).order_by().values(*KEY_FIELDS)
     )
     applications = list(
         GenAIApplication.objects.live()
@@ -147,11 +166,6 @@ def build_report(projects, options, now):
         .annotate(key_count=Count("mappings"))
         .order_by()
         .values("id", "name", "project_id", "created_at", "key_count")
-    )
-    members = set(
-        Membership.objects.filter(project_id__in=project_ids).values_list(
-            "project_id", "user_id"
-        )
     )
     usage = key_usage_since(project_ids, since)
     last_traffic = application_last_traffic(project_ids)
@@ -164,9 +178,11 @@ def build_report(projects, options, now):
         since=since,
     )
     findings = [
-        *_key_findings(context, keys, usage, members),
+        *_key_findings(context, keys, usage),
         *_application_findings(context, applications, last_traffic),
-        *_unmapped_traffic_findings(context, keys, usage),
+        *_unmapped_traffic_findings(
+            context, keys, usage, _project_totals(key_projects, usage)
+        ),
     ]
     findings.sort(key=_report_order)
     return Report(
@@ -174,9 +190,54 @@ def build_report(projects, options, now):
         options=options,
         generated_at=now,
         findings=findings,
-        key_count=len(keys),
+        key_count=len(key_projects),
         application_count=len(applications),
     )
+
+
+def _candidate_keys(project_ids, now, since, horizon):
+    """Return the keys that may lead to a finding, leaving out healthy ones.
+
+    Healthy mapped keys are most keys in a well-run project, and reading
+    their details would take most of the review's time. Whether the creator
+    is still a member is decided here too, in SQL.
+    """
+    creator_is_member = Exists(
+        Membership.objects.filter(
+            project_id=OuterRef("project_id"), user_id=OuterRef("created_by_id")
+        )
+    )
+    active = Q(revoked_at__isnull=True) & (
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+    creator_left = Q(created_by__isnull=False) & active & ~creator_is_member
+    needs_review = (
+        Q(revoked_at__isnull=False)
+        | Q(expires_at__lte=horizon)
+        | Q(last_used_at__isnull=True)
+        | Q(last_used_at__lt=since)
+    )
+    return (
+        APIKey.objects.filter(project_id__in=project_ids)
+        .annotate(
+            creator_left=_boolean(creator_left),
+            used_in_window=_boolean(Q(last_used_at__gte=since)),
+            created_in_window=_boolean(Q(created_at__gte=since)),
+            # Times only where a message shows them: parsing a timestamp per
+            # key costs more than the rest of the review on large projects.
+            last_use_before_window=Case(
+                When(last_used_at__lt=since, then=F("last_used_at"))
+            ),
+            creation_if_never_used=Case(
+                When(last_used_at__isnull=True, then=F("created_at"))
+            ),
+        )
+        .filter(Q(mapping__isnull=True) | needs_review | Q(creator_left=True))
+    )
+
+
+def _boolean(condition):
+    return ExpressionWrapper(condition, output_field=BooleanField())
 
 
 @dataclasses.dataclass(slots=True)
@@ -217,12 +278,12 @@ def _key_ref(key):
     }
 
 
-def _key_findings(context, keys, usage, members):
+def _key_findings(context, keys, usage):
     for key in keys:
         mapped = key["mapping__application_id"] is not None
         if mapped:
             yield from _mapped_key_findings(context, key, usage)
-        if _creator_left(key, members, context.now):
+        if key["creator_left"]:
             yield _finding(
                 context,
                 CREATOR_NOT_MEMBER,
@@ -256,16 +317,20 @@ def _mapped_key_findings(context, key, usage):
         return
     expiring_before = now + datetime.timedelta(days=context.options.expiring_days)
     if key["expires_at"] is not None and key["expires_at"] <= expiring_before:
-        days_left = (key["expires_at"] - now).days
+        # Rounded up, so a key expiring in 30 hours is "in 2 days", never "0".
+        days_left = math.ceil((key["expires_at"] - now) / datetime.timedelta(days=1))
         yield _finding(
             context,
             EXPIRING_KEY,
             key,
             at=key["expires_at"],
-            message=f"Expires on {_day(key['expires_at'])} (in {days_left} days).",
+            message=(
+                f"Expires on {_day(key['expires_at'])} "
+                f"(in {days_left} day{'' if days_left == 1 else 's'})."
+            ),
         )
-    if _is_unused(key, usage, context.since):
-        last_used = key["last_used_at"]
+    if _is_unused(key, usage):
+        last_used = key["last_use_before_window"]
         stale_days = context.options.stale_days
         yield _finding(
             context,
@@ -275,27 +340,19 @@ def _mapped_key_findings(context, key, usage):
             message=(
                 f"Not used for {stale_days} days; last used on {_day(last_used)}."
                 if last_used
-                else f"Never used since it was created on {_day(key['created_at'])}."
+                else f"Never used since it was created on {_day(key['creation_if_never_used'])}."
             ),
         )
 
 
-def _is_unused(key, usage, since):
-    """A key is unused when it made no call since `since` and is older than that.
+def _is_unused(key, usage):
+    """A key is unused when it made no call in the window and is older than it.
 
     A key that was never used counts as unused from its creation.
     """
-    if key["id"] in usage or key["created_at"] >= since:
+    if key["id"] in usage:
         return False
-    return key["last_used_at"] is None or key["last_used_at"] < since
-
-
-def _creator_left(key, members, now):
-    if key["created_by_id"] is None or key["revoked_at"] is not None:
-        return False
-    if key["expires_at"] is not None and key["expires_at"] <= now:
-        return False
-    return (key["project_id"], key["created_by_id"]) not in members
+    return not (key["created_in_window"] or key["used_in_window"])
 
 
 def _application_findings(context, applications, last_traffic):
@@ -321,20 +378,21 @@ def _application_findings(context, applications, last_traffic):
                 message=(
                     f"No traffic for {stale_days} days; last call on {_day(last)}."
                     if last
-                    else "Has keys but has never had traffic."
+                    else "Has keys but no recorded traffic."
                 ),
             )
 
 
-def _unmapped_traffic_findings(context, keys, usage):
-    totals = _project_totals(keys, usage)
+def _unmapped_traffic_findings(context, keys, usage, totals):
     for key in keys:
         if key["mapping__application_id"] is not None or key["id"] not in usage:
             continue
         requests, cost = usage[key["id"]]
         total_requests, total_cost = totals[key["project_id"]]
         request_share = round(requests / total_requests, 4)
-        cost_share = round(float(cost / total_cost), 4) if total_cost else None
+        cost_share = None
+        if cost is not None and total_cost:
+            cost_share = round(float(cost / total_cost), 4)
         yield _finding(
             context,
             UNMAPPED_KEY_WITH_TRAFFIC,
@@ -352,15 +410,19 @@ def _unmapped_traffic_findings(context, keys, usage):
         )
 
 
-def _project_totals(keys, usage):
-    """Return {project_id: (requests, cost_usd)} over the keys' recent traffic."""
+def _project_totals(key_projects, usage):
+    """Return {project_id: (requests, cost_usd)} over the keys' recent traffic.
+
+    The cost sums the known costs; a key whose cost is unknown (None) adds
+    only its requests.
+    """
     totals = {}
-    for key in keys:
-        if key["id"] not in usage:
+    for key_id, (requests, cost) in usage.items():
+        project_id = key_projects.get(key_id)
+        if project_id is None:
             continue
-        requests, cost = usage[key["id"]]
-        total_requests, total_cost = totals.get(key["project_id"], (0, Decimal(0)))
-        totals[key["project_id"]] = (total_requests + requests, total_cost + cost)
+        total_requests, total_cost = totals.get(project_id, (0, Decimal(0)))
+        totals[project_id] = (total_requests + requests, total_cost + (cost or 0))
     return totals
 
 

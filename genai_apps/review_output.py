@@ -156,7 +156,7 @@ def render_table(report):
                 finding.message,
             )
         )
-    rows = [tuple(_shorten(cell) for cell in row[:4]) + row[4:] for row in rows]
+    rows = [(row[0], _shorten(row[1]), _shorten(row[2]), *row[3:]) for row in rows]
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     lines = [
         "  ".join(

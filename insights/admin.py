@@ -1,12 +1,32 @@
-"""Admin site for usage events: read-only, scoped to the user's projects.
+"""Admin site for usage data and ingestion tokens, scoped to the user's projects.
 
-Events are deleted only by the purge_usage retention command.
+Events and rollups are read-only here: events are written only by
+insights.recording and deleted only by the purge_usage retention command.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 
-from insights.models import UsageEvent
+from insights.models import (
+    IngestionToken,
+    KeyRollup,
+    UsageEvent,
+    UsageHistogram,
+    UsagePrice,
+    UsageRollup,
+)
 from workspace.admin_scope import ProjectScopedAdmin, scoped_related_filter
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class StatusClassFilter(admin.SimpleListFilter):
@@ -24,7 +44,7 @@ class StatusClassFilter(admin.SimpleListFilter):
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(ProjectScopedAdmin):
+class UsageEventAdmin(ReadOnlyMixin, ProjectScopedAdmin):
     list_display = [
         "occurred_at",
         "project",
@@ -57,11 +77,115 @@ class UsageEventAdmin(ProjectScopedAdmin):
         cost = obj.cost
         return "unknown" if cost is None else f"{cost:.6f}"
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
+@admin.register(UsageRollup)
+class UsageRollupAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+    list_display = [
+        "bucket_start",
+        "level",
+        "project",
+        "application_id",
+        "model",
+        "status_code",
+        "requests",
+        "errors",
+        "cost_nanousd",
+    ]
+    list_filter = [scoped_related_filter("project", "project"), "level"]
+    list_select_related = ["project"]
+    search_fields = ["model"]
+    date_hierarchy = "bucket_start"
+    show_full_result_count = False
+
+
+@admin.register(KeyRollup)
+class KeyRollupAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+    list_display = [
+        "bucket_start",
+        "level",
+        "project",
+        "application_id",
+        "key_id",
+        "requests",
+        "errors",
+        "cost_nanousd",
+    ]
+    list_filter = [scoped_related_filter("project", "project"), "level"]
+    list_select_related = ["project"]
+    date_hierarchy = "bucket_start"
+    show_full_result_count = False
+
+
+@admin.register(UsageHistogram)
+class UsageHistogramAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+    list_display = ["bucket_start", "level", "metric", "project", "application_id"]
+    list_filter = [scoped_related_filter("project", "project"), "level", "metric"]
+    list_select_related = ["project"]
+    date_hierarchy = "bucket_start"
+    show_full_result_count = False
+
+
+@admin.register(UsagePrice)
+class UsagePriceAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Price sets that events were costed with; shared by every project, so
+    only superusers see them."""
+
+    list_display = [
+        "signature",
+        "input_price",
+        "cached_input_price",
+        "output_price",
+        "cache_write_price",
+    ]
+    search_fields = ["signature"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+
+@admin.register(IngestionToken)
+class IngestionTokenAdmin(ProjectScopedAdmin):
+    """Ingestion API tokens, without their hash.
+
+    Tokens are created with `manage.py create_ingestion_token`, which shows
+    the token once, so the admin only renames and revokes them.
+    """
+
+    list_display = [
+        "name",
+        "prefix",
+        "project",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = [scoped_related_filter("project", "project")]
+    list_select_related = ["project"]
+    search_fields = ["name", "prefix"]
+    fields = ["name", "prefix", "project", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "project", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_tokens"]
+
+    def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.action(
+        description="Revoke selected ingestion tokens", permissions=["change"]
+    )
+    def revoke_tokens(self, request, queryset):
+        # The ingestion API reads revoked_at on every request, so an update()
+        # takes effect at once.
+        revoked = queryset.filter(revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        self.message_user(
+            request,
+            f"Revoked {revoked} ingestion token{'' if revoked == 1 else 's'}.",
+            messages.SUCCESS,
+        )

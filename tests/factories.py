@@ -202,6 +202,7 @@ class IngestionTokenFactory(factory.django.DjangoModelFactory):
         instance.token = token
         return instance
 
+
 class UsageEventFactory(factory.django.DjangoModelFactory):
     """A stored call made with a key, attributed to the key's application.
 

@@ -8,6 +8,7 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
@@ -64,12 +65,6 @@ def switch_project(request):
     return redirect(url_name, project_slug=project.slug)
 
 
-def placeholder(request, project_slug, **kwargs):
-    # TODO: remove once the Insights pages replace their URL placeholders.
-    get_membership(request, project_slug)
-    return render(request, "base.html")
-
-
 # LLM Providers
 
 
@@ -92,6 +87,7 @@ def provider_list(request, project_slug):
     return render(request, "workspace/provider_list.html", context)
 
 
+@sensitive_post_parameters("credential")
 @require_http_methods(["GET", "POST"])
 @login_required
 def provider_create(request, project_slug):
@@ -102,6 +98,7 @@ def provider_create(request, project_slug):
     )
 
 
+@sensitive_post_parameters("credential")
 @require_http_methods(["GET", "POST"])
 @login_required
 def provider_edit(request, project_slug, provider_id):
@@ -123,6 +120,7 @@ def _provider_form_page(request, membership, provider):
             _disable_form(model_form)
 
     if data is not None and form.is_valid() and formset.is_valid():
+        verb = "created" if provider._state.adding else "saved"
         try:
             filled = _save_provider(form, formset)
         except IntegrityError:
@@ -132,7 +130,6 @@ def _provider_form_page(request, membership, provider):
                 "check the values and save again.",
             )
         else:
-            verb = "created" if provider._state.adding else "saved"
             messages.success(request, f"Provider “{form.instance.name}” {verb}.")
             if filled:
                 messages.info(
@@ -251,7 +248,7 @@ def _proxy_form_page(request, membership, proxy):
 
 
 def key_queryset(project):
-    """The project's keys with everything the keys table shows, in one query."""
+    """Return the project's keys joined with what the keys table shows, in one query."""
     return APIKey.objects.filter(project=project).select_related(
         "provider", "proxy", "created_by", "mapping__application"
     )
@@ -283,6 +280,7 @@ def key_list(request, project_slug):
     return render_page(request, "workspace/key_list.html", context, partial="key-table")
 
 
+@sensitive_variables("secret")
 @never_cache
 @require_http_methods(["GET", "POST"])
 @login_required

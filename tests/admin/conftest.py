@@ -79,3 +79,13 @@ def form_data(response):
     parser.feed(response.content.decode())
     parser.data.pop("csrfmiddlewaretoken", None)
     return parser.data
+
+
+@pytest.fixture
+def staff_client_other(platform_admin):
+    """A second client logged in as the scoped staff user."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(platform_admin)
+    return client

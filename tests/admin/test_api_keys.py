@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.db.models.signals import post_save
 from django.test.utils import CaptureQueriesContext
@@ -197,3 +198,12 @@ def test_changelist_queries_do_not_grow_per_row(super_client, project):
     large = count_changelist_queries(super_client)
 
     assert large == small
+
+
+def test_revoke_is_logged_in_key_history(super_client, project):
+    key = APIKeyFactory(project=project)
+
+    post_action(super_client, "revoke_keys", [key])
+
+    entry = LogEntry.objects.get(object_id=str(key.pk))
+    assert entry.get_change_message() == "Revoked with the admin action."

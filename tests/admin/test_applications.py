@@ -16,10 +16,10 @@ def change_url(application):
 
 
 def add_key_row(data, key):
-    """Add one new mapped-key row to the form data, as the admin's JS does."""
-    total = int(data["mappings-TOTAL_FORMS"])
-    data["mappings-TOTAL_FORMS"] = str(total + 1)
-    data[f"mappings-{total}-key"] = str(key.pk)
+    """Add a row to the "Attach keys" inline, as the admin's JavaScript does."""
+    total = int(data["mappings-2-TOTAL_FORMS"])
+    data["mappings-2-TOTAL_FORMS"] = str(total + 1)
+    data[f"mappings-2-{total}-key"] = str(key.pk)
     return data
 
 

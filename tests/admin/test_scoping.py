@@ -29,6 +29,9 @@ CHANGELISTS = [
     "admin:genai_apps_keymappingevent_changelist",
     "admin:genai_apps_mappingreview_changelist",
     "admin:insights_usageevent_changelist",
+    "admin:insights_usagerollup_changelist",
+    "admin:insights_usagehistogram_changelist",
+    "admin:insights_ingestiontoken_changelist",
 ]
 
 
@@ -276,3 +279,11 @@ def test_key_queryset_counts_match_scope(staff_client, project, foreign_key):
 
     assert response.context["cl"].result_count == 2
     assert APIKey.objects.count() == 3
+
+
+def test_price_sets_are_for_superusers(super_client, staff_client_other):
+    superuser_view = super_client.get(reverse("admin:insights_usageprice_changelist"))
+    staff_view = staff_client_other.get(reverse("admin:insights_usageprice_changelist"))
+
+    assert superuser_view.status_code == 200
+    assert staff_view.status_code == 403

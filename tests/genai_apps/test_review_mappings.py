@@ -191,6 +191,21 @@ def test_review_reports_unmapped_key_with_share(project, application, busy_key):
     }
 
 
+def test_review_reports_unknown_cost_as_null(project, application, busy_key):
+    stray = old_key(project, name="stray")
+    UsageEventFactory(key=stray, cost_nanousd=None)
+
+    payload = review_json()
+
+    [finding] = payload["projects"][0]["findings"]
+    assert finding["usage"] == {
+        "requests": 1,
+        "cost_usd": None,
+        "request_share": 0.5,
+        "cost_share": None,
+    }
+
+
 def test_review_ignores_old_traffic_of_unmapped_key(project, application, busy_key):
     stray = old_key(project)
     UsageEventFactory(key=stray, occurred_at=timezone.now() - 45 * DAY)

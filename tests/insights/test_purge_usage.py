@@ -5,7 +5,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from insights.models import UsageEvent
+from insights.models import RollupLevel, UsageEvent, UsageHistogram, UsageRollup
 from tests.factories import UsageEventFactory
 
 DAY = datetime.timedelta(days=1)
@@ -76,10 +76,32 @@ def test_purge_with_nothing_old(project):
     assert UsageEvent.objects.count() == 1
 
 
-def test_purge_rollups_option_without_rollup_tables(events):
+def rollup_buckets():
+    return sorted(
+        UsageRollup.objects.filter(level=RollupLevel.DAY).values_list(
+            "bucket_start", flat=True
+        )
+    )
+
+
+def test_purge_keeps_rollups_by_default(events):
+    before = rollup_buckets()
+
+    run_purge("--older-than-days", "90")
+
+    assert rollup_buckets() == before
+    assert len(before) == 4
+
+
+def test_purge_rollups_option_deletes_old_buckets(events):
     stdout = run_purge("--older-than-days", "90", "--rollups")
 
-    assert "no rollup tables are defined" in stdout
+    assert len(rollup_buckets()) == 1
+    assert not UsageHistogram.objects.filter(
+        bucket_start__lt=timezone.now() - 90 * DAY
+    ).exists()
+    assert "usage rollups" in stdout.splitlines()[-1]
+    assert "rollups kept" not in stdout
 
 
 @pytest.mark.parametrize(

@@ -14,14 +14,15 @@ DEFAULT_BATCH_SIZE = 10_000
 def rollup_models():
     """Return the insights models that --rollups purges.
 
-    A rollup model opts in with a `retention_field` class attribute naming
-    its time-bucket field, e.g. retention_field = "bucket_start".
+    Every pre-aggregated table in insights has a `bucket_start` time and a
+    project, so new rollup tables take part without a change here.
     """
-    return [
-        model
-        for model in apps.get_app_config("insights").get_models()
-        if getattr(model, "retention_field", None)
-    ]
+    models = []
+    for model in apps.get_app_config("insights").get_models():
+        field_names = {field.name for field in model._meta.get_fields()}
+        if {"bucket_start", "project"} <= field_names:
+            models.append(model)
+    return models
 
 
 class Command(BaseCommand):
@@ -74,7 +75,7 @@ class Command(BaseCommand):
 
         targets = [(UsageEvent, "occurred_at")]
         if options["rollups"]:
-            targets += [(model, model.retention_field) for model in rollup_models()]
+            targets += [(model, "bucket_start") for model in rollup_models()]
         counts = {}
         for model, time_field in targets:
             queryset = model._default_manager.filter(**{f"{time_field}__lt": cutoff})
@@ -121,7 +122,10 @@ class Command(BaseCommand):
             f"{count:,} {model._meta.verbose_name_plural}"
             for model, count in counts.items()
         ]
-        line = f"{verb} {' and '.join(parts)} from before {cutoff:%Y-%m-%d %H:%M} UTC"
+        listed = (
+            parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+        )
+        line = f"{verb} {listed} from before {cutoff:%Y-%m-%d %H:%M} UTC"
         if options["project"]:
             line += f" in {options['project']}"
         if not options["rollups"]:
