@@ -312,3 +312,16 @@ def test_application_page_queries_do_not_grow_with_keys(
         )
 
     assert len(response.context["key_table"].rows) == 6
+
+
+def test_chart_table_escapes_labels(client, owner, project):
+    app = GenAIApplicationFactory(project=project, name="<script>alert(1)</script>")
+    key = KeyMappingFactory(application=app).key
+    record_usage([UsageRecordFactory(key=key, occurred_at=timezone.now())])
+    client.force_login(owner)
+
+    response = client.get(reverse("insights:overview", args=["acme"]), {"range": "24h"})
+
+    body = response.content.decode()
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
