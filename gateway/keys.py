@@ -103,11 +103,7 @@ class KeyCache:
         loop = asyncio.get_running_loop()
         if self._redis is None or self._redis_loop is not loop:
             # A client's connections belong to the loop that opened them.
-            # Timeouts turn a hung Redis into a 503 rather than a hung
-            # request; options in the URL take precedence.
-            self._redis = redis.asyncio.Redis.from_url(
-                primary_cache_server(), socket_connect_timeout=5, socket_timeout=5
-            )
+            self._redis = redis.asyncio.Redis.from_pool(version_read_pool())
             self._redis_loop = loop
         return self._redis
 
@@ -135,6 +131,24 @@ class KeyCache:
         if self.version == version:
             self.entries[secret_hash] = resolved
         return resolved
+
+
+def version_read_pool():
+    """Return a connection pool for the token reads of one worker.
+
+    The default pool raises "Too many connections" beyond 100 requests in
+    flight; this one makes a request wait up to 5 seconds for a connection.
+    Each GET holds its connection for one round trip, so 50 are plenty.
+    Timeouts turn a hung Redis into a 503 rather than a hung request;
+    options in the URL take precedence.
+    """
+    return redis.asyncio.BlockingConnectionPool.from_url(
+        primary_cache_server(),
+        max_connections=50,
+        timeout=5,
+        socket_connect_timeout=5,
+        socket_timeout=5,
+    )
 
 
 def primary_cache_server():

@@ -88,3 +88,16 @@ def test_token_is_read_with_asyncio_client(versioned_cache):
             await keys.aclose()
 
     assert asyncio.run(client_class()) is redis.asyncio.Redis
+
+
+def test_token_reads_beyond_pool_size_wait_for_a_connection(versioned_cache):
+    async def read_concurrently():
+        keys = KeyCache()
+        try:
+            return await asyncio.gather(*(keys.current_version() for _ in range(300)))
+        finally:
+            await keys.aclose()
+
+    tokens = asyncio.run(read_concurrently())
+
+    assert len(set(tokens)) == 1
