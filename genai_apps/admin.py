@@ -34,6 +34,7 @@ from workspace.admin_scope import (
     scoped_related_filter,
     subquery_count,
 )
+from workspace.ids import parse_id
 from workspace.models import APIKey
 
 
@@ -67,9 +68,10 @@ class KeyApplicationFilter(admin.SimpleListFilter):
             return queryset
         if value == "none":
             return queryset.filter(mapping__isnull=True)
-        if not value.isdigit():
+        application_id = parse_id(value)
+        if application_id is None:
             return queryset.none()
-        return queryset.filter(mapping__application_id=int(value))
+        return queryset.filter(mapping__application_id=application_id)
 
 
 @admin.register(APIKey)

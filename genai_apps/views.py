@@ -16,6 +16,7 @@ from genai_apps.forms import ApplicationForm, AttachKeysForm, PickerFilterForm
 from genai_apps.models import GenAIApplication, KeyMapping, KeyMappingEvent
 from genai_apps.tables import ApplicationTable, HistoryTable, MappedKeyTable
 from workspace.access import get_membership, require_editor
+from workspace.ids import parse_id
 from workspace.models import APIKey
 from workspace.rendering import render_page
 
@@ -243,9 +244,10 @@ def attach_keys(request, project_slug, application_id):
     matching = list(filter_form.filter(attachable)[:PICKER_LIMIT])
     selected = request.POST.getlist("keys") or request.GET.getlist("keys")
     # Ticked keys stay listed while the search changes, so they are saved.
-    ticked = attachable.filter(
-        pk__in=[value for value in selected if value.isdigit()]
-    ).exclude(pk__in=[key.pk for key in matching])
+    ticked_ids = [key_id for key_id in map(parse_id, selected) if key_id is not None]
+    ticked = attachable.filter(pk__in=ticked_ids).exclude(
+        pk__in=[key.pk for key in matching]
+    )
     context = {
         "application": application,
         "form": form,

@@ -300,3 +300,38 @@ def test_picker_never_lists_ticked_key_of_other_project(
     response = client.get(picker_url(application), {"keys": [str(foreign_key.pk)]})
 
     assert "foreign-key" not in response.text
+
+
+TOO_LARGE_ID = "111111111111111111111111111111"
+
+
+def test_attach_reports_key_id_beyond_column_range_as_not_found(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    client.force_login(owner)
+
+    response = client.post(picker_url(application), {"keys": TOO_LARGE_ID})
+
+    assert response.status_code == 200
+    assert f"API key id {TOO_LARGE_ID} was not found in this project." in response.text
+    assert not KeyMapping.objects.exists()
+
+
+def test_picker_ignores_ticked_key_id_beyond_column_range(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    APIKeyFactory(project=project, name="free-key")
+    client.force_login(owner)
+
+    response = client.get(picker_url(application), {"keys": TOO_LARGE_ID})
+
+    assert response.status_code == 200
+    assert "free-key" in response.text
+
+
+def test_attach_rejects_non_ascii_digits_as_key_id(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    client.force_login(owner)
+
+    response = client.post(picker_url(application), {"keys": "²"})
+
+    assert response.status_code == 200
+    assert "“²” is not a valid API key id" in response.text

@@ -1,3 +1,5 @@
+import pytest
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from tests.factories import (
@@ -117,3 +119,53 @@ def test_proxy_list_query_count(client, project, owner, django_assert_max_num_qu
         response = client.get(reverse("workspace:proxy-list", args=[project.slug]))
 
     assert response.text.count("/gateway/proxy-") == 5
+
+
+def create_proxy(client, project, provider, **data):
+    return client.post(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {"name": "Support bot", "context_path": "support", "provider": provider.pk}
+        | data,
+    )
+
+
+def test_proxy_rejects_name_taken_in_other_case(client, project, owner):
+    provider = ProviderFactory(project=project)
+    AppProxyFactory(project=project, provider=provider, name="Support bot")
+    client.force_login(owner)
+
+    response = create_proxy(client, project, provider, name="SUPPORT BOT")
+
+    assert "An App LLM Proxy named “Support bot” already exists" in response.text
+    assert AppProxy.objects.count() == 1
+
+
+def test_proxy_name_constraint_ignores_case(project):
+    AppProxyFactory(project=project, name="Support")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AppProxyFactory(project=project, name="support")
+
+
+@pytest.mark.parametrize("max_tokens", ["-5", "0", "1000001", "9" * 30])
+def test_proxy_max_tokens_out_of_range_gets_one_message(
+    client, project, owner, max_tokens
+):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_proxy(client, project, provider, max_tokens=max_tokens)
+
+    assert response.status_code == 200
+    assert "Enter a whole number from 1 to 1,000,000" in response.text
+    assert not AppProxy.objects.exists()
+
+
+def test_proxy_accepts_max_tokens_at_limit(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_proxy(client, project, provider, max_tokens="1000000")
+
+    assert response.status_code == 302
+    assert AppProxy.objects.get().max_tokens == 1_000_000
