@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from genai_apps.models import (
     GenAIApplication,
@@ -207,7 +208,11 @@ class APIKeyAdmin(ProjectScopedAdmin):
                 )
                 detached += 1
         skipped = len(queryset) - detached
-        message = f"Detached {_count_keys(detached)} from their application."
+        message = ngettext(
+            "Detached %(count)d API key from its application.",
+            "Detached %(count)d API keys from their applications.",
+            detached,
+        ) % {"count": detached}
         if skipped:
             message += f" {_count_keys(skipped)} had no application."
         self.message_user(request, message, messages.SUCCESS)

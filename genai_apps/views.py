@@ -7,6 +7,8 @@ from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import reswap, retarget, trigger_client_event
 from django_tables2 import RequestConfig
@@ -248,12 +250,15 @@ def attach_keys(request, project_slug, application_id):
     ticked = attachable.filter(pk__in=ticked_ids).exclude(
         pk__in=[key.pk for key in matching]
     )
+    keys = [*ticked, *matching]
+    selected = set(selected)
     context = {
         "application": application,
         "form": form,
         "filter_form": filter_form,
-        "keys": [*ticked, *matching],
-        "selected": set(selected),
+        "keys": keys,
+        "selected": selected,
+        "selected_count": sum(str(key.pk) in selected for key in keys),
         "is_truncated": len(matching) == PICKER_LIMIT,
         "nav_section": "applications",
     }
@@ -272,9 +277,14 @@ def _attach(form, application, user):
 
 
 def _attached_response(request, membership, application, attached):
-    notice = f"Attached {attached} API key{'s' if attached != 1 else ''}."
+    messages.success(
+        request,
+        ngettext(
+            "Attached %(count)d API key.", "Attached %(count)d API keys.", attached
+        )
+        % {"count": attached},
+    )
     if not request.htmx:
-        messages.success(request, notice)
         return redirect(
             "genai_apps:application-detail",
             project_slug=membership.project.slug,
@@ -286,7 +296,6 @@ def _attached_response(request, membership, application, attached):
     context = {
         "application": application,
         "can_edit": membership.can_edit,
-        "notice": notice,
         **_keys_and_history(request, application, membership.can_edit),
     }
     response = render_page(
@@ -295,6 +304,11 @@ def _attached_response(request, membership, application, attached):
         context,
         partial="keys-and-history",
     )
+    # The new message replaces the messages area out of band, so a message
+    # from before (like "Application … created.") does not stay above it.
+    response.content += render_to_string(
+        "_messages.html", {"oob": True}, request=request
+    ).encode()
     response = retarget(response, "#keys-and-history")
     response = reswap(response, "outerHTML")
     return trigger_client_event(response, "close-modal")

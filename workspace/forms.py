@@ -144,6 +144,7 @@ class ProviderForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
         if read_only:
             # Editing instructions mean nothing to someone who cannot edit.
             del self.fields["remove_credential"]
+            self.fields["name"].help_text = ""
             self.fields["credential"].help_text = (
                 "A credential is stored; it is never shown."
                 if has_credential
@@ -312,20 +313,19 @@ ProviderModelFormSet = inlineformset_factory(
 )
 
 
-def _model_choices(project):
-    """Group the project's models by provider as "<provider id>:<model name>"."""
+def _models_by_provider(project):
+    """Map each provider id of the project to its "<provider id>:<model>" choices."""
     providers = Provider.objects.filter(project=project).prefetch_related("models")
-    return [
-        (
-            provider.name,
+    return {
+        provider.pk: (
+            provider,
             [
                 (f"{provider.pk}:{model.name}", model.name)
                 for model in provider.models.all()
             ],
         )
         for provider in providers
-        if provider.models.all()
-    ]
+    }
 
 
 class AppProxyForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
@@ -360,12 +360,28 @@ class AppProxyForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["name"].widget.attrs["autofocus"] = True
         self.fields["provider"].queryset = Provider.objects.filter(project=project)
-        self.fields["allowed_models"].choices = _model_choices(project)
+        self.fields["provider"].empty_label = "Choose…"
+        models = _models_by_provider(project)
+        # Every provider's models stay valid choices, so that clean() can say
+        # which model belongs elsewhere; only the chosen provider's are shown.
+        self.fields["allowed_models"].choices = [
+            (provider.name, choices) for provider, choices in models.values() if choices
+        ]
+        self.chosen_provider, shown = models.get(self._chosen_provider_id(), (None, []))
+        self.fields["allowed_models"].widget.choices = shown
         if self.instance.pk:
             self.initial["allowed_models"] = [
                 f"{self.instance.provider_id}:{name}"
                 for name in self.instance.allowed_models
             ]
+
+    def _chosen_provider_id(self):
+        if self.is_bound:
+            return parse_id(self.data.get(self.add_prefix("provider"), ""))
+        chosen = self.initial.get("provider")
+        if isinstance(chosen, Provider):
+            return chosen.pk
+        return parse_id(chosen) if chosen else None
 
     def clean_max_tokens(self):
         max_tokens = self.cleaned_data.get("max_tokens")

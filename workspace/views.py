@@ -238,7 +238,9 @@ def proxy_edit(request, project_slug, proxy_id):
 def _proxy_form_page(request, membership, proxy):
     project = membership.project
     data = request.POST if request.method == "POST" else None
-    form = AppProxyForm(data, instance=proxy, project=project)
+    # The provider select reloads the model choices with ?provider=<id>.
+    initial = {"provider": request.GET["provider"]} if "provider" in request.GET else {}
+    form = AppProxyForm(data, instance=proxy, project=project, initial=initial)
     if not membership.can_edit:
         _disable_form(form)
 
@@ -265,7 +267,9 @@ def _proxy_form_page(request, membership, proxy):
         "nav_section": "proxies",
         "can_edit": membership.can_edit,
     }
-    return render(request, "workspace/proxy_form.html", context)
+    return render_page(
+        request, "workspace/proxy_form.html", context, partial="allowed-models"
+    )
 
 
 # API keys

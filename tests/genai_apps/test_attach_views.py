@@ -2,7 +2,7 @@ import json
 
 from django.urls import reverse
 
-from genai_apps.models import KeyMapping, KeyMappingEvent
+from genai_apps.models import GenAIApplication, KeyMapping, KeyMappingEvent
 from genai_apps.services import attach_keys
 from tests.factories import (
     APIKeyFactory,
@@ -335,3 +335,24 @@ def test_attach_rejects_non_ascii_digits_as_key_id(client, project, owner):
 
     assert response.status_code == 200
     assert "“²” is not a valid API key id" in response.text
+
+
+def test_attach_with_htmx_replaces_earlier_messages(client, project, owner):
+    client.force_login(owner)
+    client.post(
+        reverse("genai_apps:application-create", args=[project.slug]),
+        {"name": "Support Bot", "description": ""},
+        follow=True,
+    )
+    application = GenAIApplication.objects.get(name="Support Bot")
+    first, second = APIKeyFactory.create_batch(2, project=project)
+
+    response = client.post(
+        picker_url(application),
+        {"keys": [first.pk, second.pk]},
+        headers={"HX-Request": "true", "HX-Target": "modal"},
+    )
+
+    assert '<div id="messages" hx-swap-oob="true">' in response.text
+    assert "Attached 2 API keys." in response.text
+    assert "created." not in response.text

@@ -321,3 +321,27 @@ def test_key_list_ignores_target_id_beyond_column_range(client, project, owner):
     )
 
     assert response.status_code == 200
+
+
+def test_key_list_pagination_labels_pages(client, project, owner):
+    APIKeyFactory.create_batch(26, project=project)
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"page": 2}
+    )
+
+    assert ">Previous</a>" in response.text
+    assert "Page 2 of 2" in response.text
+    assert "does not exist" not in response.text
+
+
+def test_key_list_says_which_page_is_shown_past_the_end(client, project, owner):
+    APIKeyFactory.create_batch(26, project=project)
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"page": 7}
+    )
+
+    assert "The requested page does not exist; showing page 2 of 2." in response.text

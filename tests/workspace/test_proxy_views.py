@@ -169,3 +169,47 @@ def test_proxy_accepts_max_tokens_at_limit(client, project, owner):
 
     assert response.status_code == 302
     assert AppProxy.objects.get().max_tokens == 1_000_000
+
+
+def test_proxy_form_shows_only_chosen_provider_models(client, project, owner):
+    chosen = ProviderFactory(project=project, name="Chosen")
+    ProviderModelFactory(provider=chosen, name="gpt-4o-mini")
+    other = ProviderFactory(project=project, name="Other")
+    ProviderModelFactory(provider=other, name="claude-haiku-4-5")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {"provider": chosen.pk},
+        headers={"HX-Request": "true", "HX-Target": "allowed-models"},
+    )
+
+    assert response.text.lstrip().startswith('<div class="model-choices"')
+    assert "gpt-4o-mini" in response.text
+    assert "claude-haiku-4-5" not in response.text
+
+
+def test_proxy_form_asks_for_provider_before_models(client, project, owner):
+    ProviderModelFactory(provider=ProviderFactory(project=project), name="gpt-4o")
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:proxy-create", args=[project.slug]))
+
+    assert "Choose a provider to pick which of its models" in response.text
+    assert "gpt-4o" not in response.text
+    assert '<option value="" selected>Choose…</option>' in response.text
+
+
+def test_proxy_form_ignores_provider_of_other_project(
+    client, project, other_project, owner
+):
+    foreign = ProviderFactory(project=other_project)
+    ProviderModelFactory(provider=foreign, name="foreign-model")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {"provider": foreign.pk},
+    )
+
+    assert "foreign-model" not in response.text
