@@ -140,6 +140,7 @@ class ProviderForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
         self.project = project
         super().__init__(*args, **kwargs)
         self.fields["name"].widget.attrs["autofocus"] = True
+        self.fields["vendor"].choices = [("", "Choose…"), *Vendor.choices]
         has_credential = self.instance.pk and self.instance.has_credential
         if read_only:
             # Editing instructions mean nothing to someone who cannot edit.
@@ -362,8 +363,8 @@ class AppProxyForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
         self.fields["provider"].queryset = Provider.objects.filter(project=project)
         self.fields["provider"].empty_label = "Choose…"
         models = _models_by_provider(project)
-        # Every provider's models stay valid choices, so that clean() can say
-        # which model belongs elsewhere; only the chosen provider's are shown.
+        # Every provider's models stay valid choices, so that clean() can name
+        # the model that belongs elsewhere; only the chosen provider's are shown.
         self.fields["allowed_models"].choices = [
             (provider.name, choices) for provider, choices in models.values() if choices
         ]
@@ -551,7 +552,7 @@ NO_APPLICATION = "none"
 
 
 def application_choices(project):
-    """The project's live applications as (id, name) choices, by name."""
+    """Return the project's live applications as (id, name) choices, by name."""
     applications = (
         GenAIApplication.objects.live()
         .filter(project=project)

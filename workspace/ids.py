@@ -1,8 +1,8 @@
 """Row ids taken from URLs and forms.
 
-Every primary key is a 64-bit signed integer; a larger number in a query
-string or form field could never match a row, and SQLite refuses to bind
-it (OverflowError), so such ids are treated as unknown before any query.
+Every primary key is a 64-bit signed integer. A larger number in a query
+string or form field can never match a row, and SQLite refuses to bind it
+(OverflowError). Such ids are therefore treated as unknown before any query.
 """
 
 MAX_ID = 2**63 - 1

@@ -425,3 +425,12 @@ def test_read_only_provider_form_hides_editing_instructions(client, project, vie
     assert "Leave empty to keep it" not in response.text
     assert "A credential is stored; it is never shown." in response.text
     assert "models-0-DELETE" not in response.text
+
+
+def test_provider_form_vendor_select_says_choose(client, project, owner):
+    client.force_login(owner)
+
+    response = client.get(create_url(project))
+
+    assert '<option value="" selected>Choose…</option>' in response.text
+    assert "---------" not in response.text

@@ -7,7 +7,7 @@ register = template.Library()
 
 @register.simple_tag(takes_context=True)
 def missing_page_requested(context, table):
-    """Return True if the URL asks for a page other than the one shown.
+    """Return True if the URL requests a page other than the one shown.
 
     Tables fall back to the last page when the requested one is past the
     end, so the page says which page it shows instead.
