@@ -345,3 +345,15 @@ def test_key_list_says_which_page_is_shown_past_the_end(client, project, owner):
     )
 
     assert "The requested page does not exist; showing page 2 of 2." in response.text
+
+
+def test_key_list_ignores_target_id_in_other_digits(client, project, owner):
+    APIKeyFactory(project=project, name="some-key")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"target": "provider:²"}
+    )
+
+    assert response.status_code == 200
+    assert "some-key" in response.text

@@ -213,3 +213,15 @@ def test_proxy_form_ignores_provider_of_other_project(
     )
 
     assert "foreign-model" not in response.text
+
+
+def test_proxy_form_ignores_provider_id_beyond_column_range(client, project, owner):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {"provider": "111111111111111111111111111111"},
+    )
+
+    assert response.status_code == 200
+    assert "Choose a provider to pick which of its models" in response.text
