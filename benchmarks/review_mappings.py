@@ -127,23 +127,48 @@ def generate(args):
             f"  inserted {args.events:,} events in {time.monotonic() - started:.0f} s"
         )
     started = time.monotonic()
-    build_rollups()
+    build_rollups(project)
     print(f"  built rollups in {time.monotonic() - started:.0f} s")
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return project
 
 
-def build_rollups():
-    """Sum the events into the rollups that insights.review_usage reads.
+def build_rollups(project):
+    """Sum the events into the 15-minute rollups that insights.review_usage reads.
 
-    The events are inserted in bulk, past insights.recording, so the rollups
-    are rebuilt with the same command an operator would use.
+    `manage.py rebuild_rollups` sums in Python and needs over an hour for 10
+    million events on a 2-core machine, so this does the same sum in one SQL
+    statement. Only the 15-minute level is built: the review reads no other.
+    Adapt this function with insert_events when the rollup table changes.
     """
-    from django.core.management import call_command
+    from django.db import connection
 
-    with open(os.devnull, "w") as devnull:
-        call_command("rebuild_rollups", "--project", PROJECT_SLUG, stdout=devnull)
+    from insights.models import RollupLevel, UsageEvent, UsageRollup
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table(UsageRollup)}
+                (level, bucket_start, project_id, application_id, key_id, model,
+                 status_code, error_type, requests, errors, prompt_tokens,
+                 completion_tokens, cached_tokens, reasoning_tokens,
+                 cache_write_tokens, cost_nanousd, unpriced_requests)
+            SELECT %(level)s,
+                   date_bin('15 minutes', occurred_at, '2000-01-01 00:00+00'),
+                   project_id, coalesce(application_id, 0), coalesce(key_id, 0),
+                   model, status_code, error_type, count(*),
+                   count(*) FILTER (WHERE status_code >= 400 OR error_type <> ''),
+                   sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),
+                   sum(reasoning_tokens), sum(cache_write_tokens),
+                   coalesce(sum(cost_nanousd), 0),
+                   count(*) FILTER (WHERE cost_nanousd IS NULL)
+            FROM {table(UsageEvent)}
+            WHERE project_id = %(project)s
+            GROUP BY 2, 3, 4, 5, 6, 7, 8
+            """,
+            {"level": RollupLevel.QUARTER_HOUR, "project": project.pk},
+        )
 
 
 def insert_users(cursor, project):
