@@ -35,11 +35,11 @@ demo: install
 # replay of a real trace through the gateway so Insights fill while you watch.
 # Ctrl-C stops all three.
 run: demo
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/python manage.py simulate_upstream --port 8001 & \
-	$(BIN)/uvicorn workspace.asgi:application --host $(HOST) --port $(PORT) & \
+	@trap 'kill $$simulator $$server $$replay 2>/dev/null; wait' INT TERM EXIT; \
+	$(BIN)/python manage.py simulate_upstream --port 8001 & simulator=$$!; \
+	$(BIN)/uvicorn workspace.asgi:application --host $(HOST) --port $(PORT) & server=$$!; \
 	$(BIN)/python manage.py replay_trace --demo --wait 30 --gateway http://$(HOST):$(PORT) \
-		--rate 1 --loop --error-every 40 --no-progress & \
+		--rate 1 --loop --error-every 40 --no-progress & replay=$$!; \
 	wait
 
 test: install-test

@@ -1,8 +1,8 @@
 """The gateway's ASGI data plane, served in front of Django.
 
-Requests under /gateway/<context path>/v1/ are answered here without
+Requests under /gateway/<context path>/v1/ are handled here without
 Django's request cycle: the key resolves from the per-process key cache,
-the call is forwarded with httpx, and the finished call is handed to the
+the call is forwarded with aiohttp, and the finished call is handed to the
 batched usage writer. Everything else goes to Django.
 """
 
@@ -11,9 +11,9 @@ import json
 import logging
 import re
 import time
-import uuid
 
-import httpx
+import aiohttp
+import yarl
 from django.conf import settings
 from django.utils import timezone
 
@@ -28,20 +28,20 @@ from gateway.upstream import (
 )
 from gateway.usage import SSEUsageReader, Usage, usage_from_body
 from insights.models import ErrorType
-from insights.recording import UsageRecord
+from insights.recording import UsageRecord, new_event_id
 from workspace.models import Vendor
 
 logger = logging.getLogger(__name__)
 
 ROUTE = re.compile(r"/gateway/(?P<context_path>[^/]+)/v1/(?P<operation>.+?)/?")
-# Status recorded for a client that went away before its answer was complete,
-# as nginx logs it.
+# Status recorded for a client that disconnected before the response was
+# complete, as nginx logs it.
 CLIENT_CLOSED_REQUEST = 499
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 class Call:
-    """What the gateway knows about one call, turned into a UsageRecord."""
+    """The state of one call, recorded as a UsageRecord when it ends."""
 
     __slots__ = ("key", "started", "occurred_at", "event_id", "model", "ttft_ms")
 
@@ -49,7 +49,7 @@ class Call:
         self.key = key
         self.started = started
         self.occurred_at = occurred_at
-        self.event_id = uuid.uuid4()
+        self.event_id = new_event_id()
         self.model = ""
         self.ttft_ms = None
 
@@ -89,7 +89,7 @@ class GatewayApp:
 
     def __init__(self, fallback):
         self.fallback = fallback
-        self.client = None
+        self.session = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"].startswith("/gateway/"):
@@ -107,22 +107,25 @@ class GatewayApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await usage_writer.stop()
-                if self.client is not None:
-                    await self.client.aclose()
+                if self.session is not None:
+                    await self.session.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def http_client(self):
-        if self.client is None:
+    def http_session(self):
+        if self.session is None:
             timeout = settings.GATEWAY_UPSTREAM_TIMEOUT
-            self.client = httpx.AsyncClient(
-                timeout=httpx.Timeout(timeout, pool=None),
-                limits=httpx.Limits(
-                    max_connections=None, max_keepalive_connections=500
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                # The timeout applies to connecting and to each read, so a
+                # long stream that keeps sending is never cut off.
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=timeout, sock_read=timeout
                 ),
-                follow_redirects=False,
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
             )
-        return self.client
+        return self.session
 
     async def handle(self, scope, receive, send):
         started = time.perf_counter()
@@ -146,6 +149,14 @@ class GatewayApp:
                 Call(rejection.key, started, timezone.now()).finish(
                     rejection.error.status, rejection.error_type
                 )
+        except Exception:
+            # Record the call before the server answers 500, so a bug in the
+            # gateway still shows up in Insights.
+            key_prefix = call.key.prefix if call else "?"
+            logger.exception("Gateway call failed for key %s…", key_prefix)
+            if call is not None:
+                call.finish(500, ErrorType.OTHER)
+            raise
 
     async def forward(self, call, operation, scope, payload, body, receive, send):
         key = call.key
@@ -160,41 +171,40 @@ class GatewayApp:
                 body = json.dumps(payload).encode()
         elif payload is not None and payload.pop("_aiw_rewritten", False):
             body = json.dumps(payload).encode()
-        request = self.http_client().build_request(
-            OPERATIONS[operation],
-            upstream_url(key, operation, call.model),
-            content=body if OPERATIONS[operation] == "POST" else None,
-            headers=upstream_headers(key, scope["headers"]),
-        )
+        method = OPERATIONS[operation]
         try:
-            response = await self.client.send(request, stream=streaming)
-        except httpx.TimeoutException:
+            response = await self.http_session().request(
+                method,
+                yarl.URL(upstream_url(key, operation, call.model), encoded=True),
+                data=body if method == "POST" else None,
+                headers=upstream_headers(key, scope["headers"]),
+                allow_redirects=False,
+            )
+        except TimeoutError:
             raise _upstream_timeout(key) from None
-        except httpx.TransportError as error:
+        except aiohttp.ClientError as error:
             raise _upstream_unreachable(key, error) from None
 
         extra = [(b"x-aiw-event-id", str(call.event_id).encode())]
-        if streaming and response.status_code < 400:
+        if streaming and response.status < 400:
             reader = SSEUsageReader(messages_api, strip_usage_chunk)
             await self.stream(call, response, reader, extra, receive, send)
             return
         try:
-            content = await response.aread() if streaming else response.content
-        except httpx.TimeoutException:
+            content = await response.read()
+        except TimeoutError:
             raise _upstream_timeout(key) from None
-        except httpx.TransportError as error:
+        except aiohttp.ClientError as error:
             raise _upstream_unreachable(key, error) from None
+        finally:
+            response.release()
+        status = response.status
         headers = response_headers(response) + extra
         headers.append((b"content-length", str(len(content)).encode()))
         await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": headers,
-            }
+            {"type": "http.response.start", "status": status, "headers": headers}
         )
         await send({"type": "http.response.body", "body": content})
-        status = response.status_code
         if status >= 400:
             call.finish(status, _upstream_error_type(status))
         else:
@@ -204,7 +214,7 @@ class GatewayApp:
         """Pass an upstream SSE stream through as its chunks arrive."""
         disconnected = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, disconnected))
-        status, error_type = response.status_code, ""
+        status, error_type = response.status, ""
         await send(
             {
                 "type": "http.response.start",
@@ -213,7 +223,7 @@ class GatewayApp:
             }
         )
         try:
-            async for data in response.aiter_raw():
+            async for data in response.content.iter_any():
                 out = reader.feed(data)
                 if out:
                     call.mark_first_chunk()
@@ -229,17 +239,21 @@ class GatewayApp:
                         ErrorType.CLIENT_CANCELLED,
                     )
                     break
-        except httpx.TimeoutException:
+        except TimeoutError:
             logger.warning("Upstream stream timed out for key %s…", call.key.prefix)
             status, error_type = 504, ErrorType.TIMEOUT
-        except httpx.TransportError as error:
+        except aiohttp.ClientError as error:
             logger.warning(
                 "Upstream stream broke for key %s…: %s", call.key.prefix, error
             )
             status, error_type = 502, ErrorType.CONNECTION_ERROR
         finally:
             watcher.cancel()
-            await response.aclose()
+            if status == CLIENT_CLOSED_REQUEST or error_type:
+                # Closing the connection makes the upstream stop generating.
+                response.close()
+            else:
+                response.release()
         await send(
             {"type": "http.response.body", "body": reader.flush(), "more_body": False}
         )
@@ -307,6 +321,12 @@ async def authenticate(scope):
             key,
         )
     operation = match["operation"]
+    check_operation(key, operation, scope["method"])
+    return key, operation
+
+
+def check_operation(key, operation, method):
+    """Reject an operation the key's provider does not serve, or a wrong method."""
     if operation not in OPERATIONS or (
         operation == "messages" and key.vendor != Vendor.ANTHROPIC
     ):
@@ -317,7 +337,7 @@ async def authenticate(scope):
             key,
             ErrorType.BAD_REQUEST,
         )
-    if scope["method"] != OPERATIONS[operation]:
+    if method != OPERATIONS[operation]:
         raise Rejected(
             errors.GatewayError(
                 405,
@@ -328,7 +348,6 @@ async def authenticate(scope):
             key,
             ErrorType.BAD_REQUEST,
         )
-    return key, operation
 
 
 def presented_secret(headers):

@@ -9,10 +9,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-TRACES_DIR = Path(__file__).resolve().parent / "data" / "traces"
+# The traces bundled with insights, with their licences and sources in
+# insights/data/traces/SOURCES.md.
+TRACES_DIR = Path(__file__).resolve().parent.parent / "insights" / "data" / "traces"
 BUNDLED_TRACES = {
     "azure-code": TRACES_DIR / "azure_llm_2023" / "AzureLLMInferenceTrace_code.csv",
-    "mooncake": TRACES_DIR / "mooncake_fast25" / "conversation_trace_first1000.jsonl",
+    "azure-conv": TRACES_DIR / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv",
+    "mooncake": TRACES_DIR / "mooncake_fast25" / "conversation_trace.jsonl",
 }
 # Mooncake's hash_ids each stand for one block of this many prompt tokens.
 MOONCAKE_BLOCK_TOKENS = 512

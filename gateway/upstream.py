@@ -37,7 +37,7 @@ FORWARDED_RESPONSE_PREFIXES = (
     "anthropic-",
     "apim-request-id",
 )
-ANTHROPIC_VERSION = b"2023-06-01"
+ANTHROPIC_VERSION = "2023-06-01"
 
 
 def upstream_url(key, operation, model):
@@ -55,30 +55,30 @@ def upstream_url(key, operation, model):
 
 def upstream_headers(key, request_headers):
     """Return the request headers for the upstream, with its credential."""
-    headers = [
-        (name, value)
-        for name, value in request_headers
-        if name in FORWARDED_REQUEST_HEADERS
-    ]
-    credential = key.credential.encode()
+    headers = {"content-type": "application/json"}
+    for raw_name, raw_value in request_headers:
+        name = raw_name.decode("latin-1")
+        if name in FORWARDED_REQUEST_HEADERS:
+            headers[name] = raw_value.decode("latin-1")
+    credential = key.credential
     if key.vendor == Vendor.AZURE_OPENAI:
-        headers.append((b"api-key", credential))
+        headers["api-key"] = credential
     elif key.vendor == Vendor.ANTHROPIC:
-        headers.append((b"x-api-key", credential))
-        if not any(name == b"anthropic-version" for name, _ in headers):
-            headers.append((b"anthropic-version", ANTHROPIC_VERSION))
+        headers["x-api-key"] = credential
+        headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
     elif credential:
-        headers.append((b"authorization", b"Bearer " + credential))
+        headers["authorization"] = f"Bearer {credential}"
     # Identity encoding lets the gateway read usage from the bytes it forwards.
-    headers.append((b"accept-encoding", b"identity"))
+    headers["accept-encoding"] = "identity"
     return headers
 
 
 def response_headers(upstream_response):
     """Return the upstream response headers that the client may see."""
     headers = []
-    for name, value in upstream_response.headers.raw:
-        lowered = name.lower().decode("latin-1")
-        if lowered == "content-type" or lowered.startswith(FORWARDED_RESPONSE_PREFIXES):
-            headers.append((name.lower(), value))
+    for name, value in upstream_response.raw_headers:
+        lowered = name.lower()
+        text = lowered.decode("latin-1")
+        if text == "content-type" or text.startswith(FORWARDED_RESPONSE_PREFIXES):
+            headers.append((lowered, value))
     return headers

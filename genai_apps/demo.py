@@ -11,7 +11,12 @@ import datetime
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from genai_apps.models import GenAIApplication, MappingSource
+from genai_apps.models import (
+    GenAIApplication,
+    KeyMapping,
+    KeyMappingEvent,
+    MappingSource,
+)
 from genai_apps.services import attach_keys
 from workspace import pricing
 from workspace.models import (
@@ -165,9 +170,10 @@ APPLICATIONS = [
 def create_demo_workspace(stdout):
     """Create the demo project, users, providers, proxies, keys and apps.
 
-    Returns a DemoWorkspace. Safe to call on an empty database only; the
-    seed_demo command checks that first. Users are reused if they exist, so
-    `seed_demo --force` can reload the projects.
+    Returns a DemoWorkspace. Call it only when no project with the slug
+    "demo" exists, which the seed_demo command checks first. Existing demo
+    users are reused and an existing sandbox project is replaced, so the
+    demo can be loaded again after delete_demo_workspace.
     """
     now = timezone.now()
     project = Project.objects.create(name="Demo", slug=DEMO_PROJECT_SLUG)
@@ -301,8 +307,24 @@ def _create_applications(project, keys, users, now):
         attach_keys(
             application, members, users[creator][0], source=MappingSource.COMMAND
         )
+        _backdate_attachments(application, members)
         applications.append(application)
     return applications
+
+
+def _backdate_attachments(application, keys):
+    """Date each attach an hour after the later of key and application creation.
+
+    attach_keys stamps the current time; the demo's history reads better
+    when keys were attached soon after they were created.
+    """
+    for key in keys:
+        attached_at = max(key.created_at, application.created_at)
+        attached_at += datetime.timedelta(hours=1)
+        KeyMapping.objects.filter(key=key).update(attached_at=attached_at)
+        KeyMappingEvent.objects.filter(key=key, application=application).update(
+            created_at=attached_at
+        )
 
 
 def _revoke_and_expire(keys, users, now):
@@ -313,7 +335,7 @@ def _revoke_and_expire(keys, users, now):
 
 
 def _create_sandbox(users, now):
-    """A second, smaller project, so the project switcher has a choice."""
+    """Create a second, smaller project, so the project switcher has a choice."""
     existing = Project.objects.filter(slug=SANDBOX_PROJECT_SLUG).first()
     if existing is not None:
         delete_demo_workspace(existing)

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from insights.models import (
     IngestionToken,
+    KeyRollup,
     UsageEvent,
     UsageHistogram,
     UsagePrice,
@@ -84,7 +85,6 @@ class UsageRollupAdmin(ReadOnlyMixin, ProjectScopedAdmin):
         "level",
         "project",
         "application_id",
-        "key_id",
         "model",
         "status_code",
         "requests",
@@ -94,6 +94,24 @@ class UsageRollupAdmin(ReadOnlyMixin, ProjectScopedAdmin):
     list_filter = [scoped_related_filter("project", "project"), "level"]
     list_select_related = ["project"]
     search_fields = ["model"]
+    date_hierarchy = "bucket_start"
+    show_full_result_count = False
+
+
+@admin.register(KeyRollup)
+class KeyRollupAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+    list_display = [
+        "bucket_start",
+        "level",
+        "project",
+        "application_id",
+        "key_id",
+        "requests",
+        "errors",
+        "cost_nanousd",
+    ]
+    list_filter = [scoped_related_filter("project", "project"), "level"]
+    list_select_related = ["project"]
     date_hierarchy = "bucket_start"
     show_full_result_count = False
 

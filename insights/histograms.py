@@ -38,10 +38,10 @@ def merge_text(counts, text):
     """Add the bins encoded in `text` into the dict `counts`."""
     if not text:
         return counts
-    numbers = text.split()
-    for i in range(0, len(numbers), 2):
-        b = int(numbers[i])
-        counts[b] = counts.get(b, 0) + int(numbers[i + 1])
+    numbers = list(map(int, text.split()))
+    get = counts.get
+    for b, c in zip(numbers[::2], numbers[1::2], strict=True):
+        counts[b] = get(b, 0) + c
     return counts
 
 

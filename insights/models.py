@@ -152,27 +152,28 @@ class RollupLevel(models.IntegerChoices):
     DAY = 1440, "1 day"
 
 
-class UsageRollup(models.Model):
-    """Usage summed per bucket, application, key, model, status and error type.
+class RollupBase(models.Model):
+    """Dimensions and metrics shared by the rollup tables.
 
-    Every event is counted once at each level. Dimension columns use 0 and
-    "" instead of NULL so the unique constraint matches them in
-    INSERT ... ON CONFLICT. The metric columns are declared once in
-    insights.rollups.METRICS and added there.
+    Every event is counted once at each level of each table. Dimension
+    columns use 0 and "" instead of NULL so the unique constraints match them
+    in INSERT ... ON CONFLICT. The metrics are declared once here and listed
+    in insights.rollups.METRICS with how one event contributes to each.
     """
 
     level = models.PositiveSmallIntegerField(choices=RollupLevel.choices)
     bucket_start = models.DateTimeField()
+    # Derived data: Django deletes it with the project, and skipping the
+    # database constraint spares a foreign key check on every increment.
     project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+        Project,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     # 0 when the key belonged to no application.
     application_id = models.BigIntegerField(default=0)
-    # 0 when the event has no key.
-    key_id = models.BigIntegerField(default=0)
-    model = models.CharField(max_length=255, blank=True)
-    status_code = models.PositiveSmallIntegerField(default=200)
-    error_type = models.CharField(max_length=32, blank=True)
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
@@ -185,6 +186,25 @@ class UsageRollup(models.Model):
     unpriced_requests = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{self.get_level_display()} from {self.bucket_start:%Y-%m-%d %H:%M}"
+
+
+class UsageRollup(RollupBase):
+    """Usage per bucket, application, model, HTTP status and error type.
+
+    Serves the headline figures, the charts, the model table and the overview.
+    It has no key column, so a bucket has one row per model for most
+    applications however many keys they use.
+    """
+
+    model = models.CharField(max_length=255, blank=True)
+    status_code = models.PositiveSmallIntegerField(default=200)
+    error_type = models.CharField(max_length=32, blank=True)
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=[
@@ -192,7 +212,6 @@ class UsageRollup(models.Model):
                     "application_id",
                     "level",
                     "bucket_start",
-                    "key_id",
                     "model",
                     "status_code",
                     "error_type",
@@ -209,13 +228,36 @@ class UsageRollup(models.Model):
             )
         ]
 
-    def __str__(self):
-        return f"{self.get_level_display()} from {self.bucket_start:%Y-%m-%d %H:%M}"
+
+class KeyRollup(RollupBase):
+    """Usage per bucket, application and API key, for the tables by key."""
+
+    # 0 when the event has no key.
+    key_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "application_id", "level", "bucket_start", "key_id"],
+                name="key_rollup_unique_dimensions",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "level", "bucket_start"],
+                name="key_rollup_project_bucket",
+            )
+        ]
 
 
 class HistogramMetric(models.IntegerChoices):
     LATENCY = 1, "Latency"
     TTFT = 2, "Time to first token"
+
+
+# application_id of the histogram rows that sum every application of a
+# project, so project-wide percentiles do not merge one row per application.
+ALL_APPLICATIONS = -1
 
 
 class UsageHistogram(models.Model):
@@ -228,9 +270,16 @@ class UsageHistogram(models.Model):
 
     level = models.PositiveSmallIntegerField(choices=RollupLevel.choices)
     bucket_start = models.DateTimeField()
+    # Derived data: Django deletes it with the project, and skipping the
+    # database constraint spares a foreign key check on every increment.
     project = models.ForeignKey(
-        Project, on_delete=models.CASCADE, related_name="+", db_index=False
+        Project,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
+    # 0 for keys attached to no application; ALL_APPLICATIONS for the project.
     application_id = models.BigIntegerField(default=0)
     metric = models.PositiveSmallIntegerField(choices=HistogramMetric.choices)
     counts = models.TextField(default="")

@@ -26,10 +26,10 @@ import time
 import uuid
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from genai_apps.models import KeyMapping
-from insights import rollups
+from insights import bulk, rollups
 from insights.models import UsageEvent, UsagePrice
 from workspace.models import APIKey, ProviderModel
 
@@ -217,28 +217,17 @@ _INSERT_COLUMNS = (
 
 def _insert_events(rows):
     """Insert event rows; return the set of event ids that were new."""
-    table = UsageEvent._meta.db_table
-    postgres = connection.vendor == "postgresql"
-    adapt = connection.ops.adapt_datetimefield_value
-    row_sql = "(" + ", ".join(["%s"] * len(_INSERT_COLUMNS)) + ")"
-    inserted = set()
-    with connection.cursor() as cursor:
-        for chunk in rollups._chunks(rows, 1000):
-            params = []
-            for row in chunk:
-                event_id = row[0] if postgres else row[0].hex
-                params.extend((event_id, adapt(row[1]), *row[2:]))
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(_INSERT_COLUMNS)}) VALUES "
-                + ", ".join([row_sql] * len(chunk))
-                + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                params,
-            )
-            for (event_id,) in cursor.fetchall():
-                inserted.add(
-                    event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(event_id)
-                )
-    return inserted
+    returned = bulk.insert(
+        UsageEvent._meta.db_table,
+        _INSERT_COLUMNS,
+        rows,
+        suffix="ON CONFLICT (event_id) DO NOTHING",
+        returning="event_id",
+    )
+    return {
+        value if isinstance(value, uuid.UUID) else uuid.UUID(value)
+        for value in returned
+    }
 
 
 @transaction.atomic
@@ -264,11 +253,11 @@ def record_usage(records):
     proxies = _proxy_providers(
         {r.proxy_id for r in records if r.proxy_id and not r.provider_id}
     )
-    unresolved = [
+    unresolved = {
         r.key_id
         for r in records
         if r.application_id is None and r.resolve_application and r.key_id
-    ]
+    }
     owners = dict(
         KeyMapping.objects.filter(key_id__in=unresolved).values_list(
             "key_id", "application_id"
@@ -288,6 +277,7 @@ def record_usage(records):
 
     price_table = _price_table({(p[3], p[0].model) for p in prepared if p[3]})
     price_ids = _price_ids(price_table.values())
+    signatures = {prices: prices.signature for prices in price_table.values()}
 
     rows = []
     for r, provider_id, proxy_id, pricing_provider, application_id in prepared:
@@ -309,7 +299,7 @@ def record_usage(records):
                 provider_id,
                 proxy_id,
                 cost,
-                price_ids[prices.signature] if prices else None,
+                price_ids[signatures[prices]] if prices else None,
                 r.prompt_tokens,
                 r.completion_tokens,
                 r.cached_tokens,

@@ -10,7 +10,7 @@ import datetime
 from decimal import Decimal
 
 from insights import queries
-from insights.models import ErrorType, HistogramMetric
+from insights.models import ErrorType, HistogramMetric, KeyRollup
 
 LATENCY = HistogramMetric.LATENCY
 TTFT = HistogramMetric.TTFT
@@ -295,7 +295,12 @@ def application_report(application, period, key_names):
         for (name,), per_bucket in by_model.items()
     ]
     by_key = queries.totals(
-        project_id, period.start, period.end, application.pk, group_by=("key_id",)
+        project_id,
+        period.start,
+        period.end,
+        application.pk,
+        group_by=("key_id",),
+        table=KeyRollup,
     )
     report.key_rows = []
     for (key_id,), totals in by_key.items():
@@ -313,18 +318,11 @@ def overview_report(project, period, application_names):
     from keys attached to no application.
     """
     report, labels = _common(project.pk, period, None)
-    by_app_series = queries.series(
-        project.pk, report.buckets, group_by=("application_id",)
-    )
-    report.charts["cost_by_application"] = _cost_by(
-        by_app_series,
-        labels,
-        lambda g: _app_name(application_names, g[0]),
-        limit=CHART_APPLICATIONS,
+    by_app = queries.totals(
+        project.pk, period.start, period.end, group_by=("application_id",)
     )
     report.application_rows = []
-    for (application_id,), per_bucket in by_app_series.items():
-        totals = _sum(per_bucket)
+    for (application_id,), totals in by_app.items():
         if application_id == 0:
             report.unattached = totals
             continue
@@ -332,6 +330,29 @@ def overview_report(project, period, application_names):
         row["application_id"] = application_id
         row["deleted"] = application_names.get(application_id, ("", True))[1]
         report.application_rows.append(row)
+    # Only the largest applications get their own series; "Other" is the
+    # project total minus theirs, so the chart reads few rollup rows.
+    top = sorted(by_app, key=lambda key: -by_app[key].cost_nanousd)[:CHART_APPLICATIONS]
+    top_ids = [key[0] for key in top]
+    by_app_series = queries.series(
+        project.pk,
+        report.buckets,
+        group_by=("application_id",),
+        filters={"application_id__in": top_ids},
+    )
+    if len(by_app) > len(top):
+        other = []
+        for i, bucket_total in enumerate(report.series_rows):
+            remainder = queries.Totals(bucket_total["totals"].values)
+            for per_bucket in by_app_series.values():
+                remainder.add([-v for v in per_bucket[i].values])
+            other.append(remainder)
+        by_app_series[("other",)] = other
+    report.charts["cost_by_application"] = _cost_by(
+        by_app_series,
+        labels,
+        lambda g: "Other" if g[0] == "other" else _app_name(application_names, g[0]),
+    )
     if report.unattached is None:
         report.unattached = queries.Totals()
     ranked = sorted(report.application_rows, key=lambda r: -r["requests"])[

@@ -7,7 +7,7 @@ to scan them; the pages use insights.queries, which reads coarser levels.
 
 from django.db.models import Max, Sum
 
-from insights.models import RollupLevel, UsageRollup, nanousd_to_usd
+from insights.models import KeyRollup, RollupLevel, nanousd_to_usd
 from insights.rollups import bucket_start
 
 
@@ -19,7 +19,7 @@ def key_usage_since(project_ids, since):
     """
     start = bucket_start(since, RollupLevel.QUARTER_HOUR)
     rows = (
-        UsageRollup.objects.filter(
+        KeyRollup.objects.filter(
             project_id__in=project_ids,
             level=RollupLevel.QUARTER_HOUR,
             bucket_start__gte=start,
@@ -48,7 +48,7 @@ def application_last_traffic(project_ids):
     The time is the start of the bucket, so it is at most 15 minutes early.
     """
     rows = (
-        UsageRollup.objects.filter(
+        KeyRollup.objects.filter(
             project_id__in=project_ids, level=RollupLevel.QUARTER_HOUR
         )
         .exclude(application_id=0)

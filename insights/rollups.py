@@ -7,6 +7,10 @@ every real timezone, including UTC+05:30, +05:45 and 23- or 25-hour DST days;
 the coarser levels exist only to read fewer rows where a range is aligned to
 them (see insights.queries).
 
+Two tables, as zulip's analytics keeps one count table per kind of
+dimension: UsageRollup (application, model, status, error type) for charts
+and figures, and KeyRollup (application, key) for the tables by key.
+
 Increments use INSERT ... ON CONFLICT DO UPDATE, which PostgreSQL and SQLite
 (3.24+) both support, so concurrent writers add to a bucket without a lost
 update. Histograms cannot be added in SQL, so their rows are locked and
@@ -20,9 +24,11 @@ from collections.abc import Callable
 
 from django.db import connection, transaction
 
-from insights import histograms
+from insights import bulk, histograms
 from insights.models import (
+    ALL_APPLICATIONS,
     HistogramMetric,
+    KeyRollup,
     RollupLevel,
     UsageEvent,
     UsageHistogram,
@@ -58,6 +64,8 @@ class Metric:
     name: str
     # The metric's contribution of one event row (a tuple in EVENT_COLUMNS order).
     value: Callable[[tuple], int]
+    # The same contribution as SQL over insights_usageevent, for the rebuild.
+    sql: str
 
 
 def _column(name):
@@ -70,29 +78,62 @@ def is_error(status_code, error_type):
 
 
 METRICS = (
-    Metric("requests", lambda row: 1),
+    Metric("requests", lambda row: 1, "1"),
     Metric(
         "errors",
         lambda row: int(is_error(row[_COL["status_code"]], row[_COL["error_type"]])),
+        "CASE WHEN error_type <> '' OR status_code >= 400 THEN 1 ELSE 0 END",
     ),
-    Metric("prompt_tokens", _column("prompt_tokens")),
-    Metric("completion_tokens", _column("completion_tokens")),
-    Metric("cached_tokens", _column("cached_tokens")),
-    Metric("reasoning_tokens", _column("reasoning_tokens")),
-    Metric("cache_write_tokens", _column("cache_write_tokens")),
-    Metric("cost_nanousd", lambda row: row[_COL["cost_nanousd"]] or 0),
-    Metric("unpriced_requests", lambda row: int(row[_COL["cost_nanousd"]] is None)),
+    Metric("prompt_tokens", _column("prompt_tokens"), "prompt_tokens"),
+    Metric("completion_tokens", _column("completion_tokens"), "completion_tokens"),
+    Metric("cached_tokens", _column("cached_tokens"), "cached_tokens"),
+    Metric("reasoning_tokens", _column("reasoning_tokens"), "reasoning_tokens"),
+    Metric("cache_write_tokens", _column("cache_write_tokens"), "cache_write_tokens"),
+    Metric(
+        "cost_nanousd",
+        lambda row: row[_COL["cost_nanousd"]] or 0,
+        "COALESCE(cost_nanousd, 0)",
+    ),
+    Metric(
+        "unpriced_requests",
+        lambda row: int(row[_COL["cost_nanousd"]] is None),
+        "CASE WHEN cost_nanousd IS NULL THEN 1 ELSE 0 END",
+    ),
 )
 METRIC_NAMES = tuple(metric.name for metric in METRICS)
-DIMENSIONS = (
-    "level",
-    "bucket_start",
-    "project_id",
-    "application_id",
-    "key_id",
-    "model",
-    "status_code",
-    "error_type",
+
+
+@dataclasses.dataclass(frozen=True)
+class RollupTable:
+    model: type
+    # Dimension columns after (level, bucket_start, project_id, application_id).
+    dimensions: tuple
+    # The dimension values of one event row, in the order of `dimensions`.
+    values: Callable[[tuple], tuple]
+    # The same values as SQL over insights_usageevent.
+    sql: tuple
+
+    @property
+    def conflict_columns(self):
+        return (
+            "project_id",
+            "application_id",
+            "level",
+            "bucket_start",
+            *self.dimensions,
+        )
+
+
+TABLES = (
+    RollupTable(
+        UsageRollup,
+        ("model", "status_code", "error_type"),
+        lambda row: (row[4], row[5], row[6]),
+        ("model", "status_code", "error_type"),
+    ),
+    RollupTable(
+        KeyRollup, ("key_id",), lambda row: (row[3] or 0,), ("COALESCE(key_id, 0)",)
+    ),
 )
 HISTOGRAM_DIMENSIONS = (
     "level",
@@ -113,70 +154,84 @@ def bucket_start(moment, level):
 
 @dataclasses.dataclass
 class Increments:
-    """Rollup and histogram increments, keyed by their dimensions."""
+    """Rollup and histogram increments, keyed by their dimensions.
+
+    counts maps each RollupTable to {(level, bucket, project, application,
+    *dimensions): [metric sums]}; histograms maps (level, bucket, project,
+    application, metric) to {bin: count}.
+    """
 
     counts: dict = dataclasses.field(default_factory=dict)
     histograms: dict = dataclasses.field(default_factory=dict)
-
-    def __bool__(self):
-        return bool(self.counts)
 
 
 def aggregate(rows):
     """Sum event rows (tuples in EVENT_COLUMNS order) at every level.
 
     Events are summed into 15-minute buckets first and those sums into the
-    coarser levels, so the per-event work is one dictionary update.
+    coarser levels, so the per-event work is one dictionary update per table.
     """
     values = [metric.value for metric in METRICS]
     width = len(values)
-    fine_counts = {}
+    fine_counts = {table: {} for table in TABLES}
     fine_histograms = {}
     bucket_cache = {}
     step = FINEST * 60
     for row in rows:
-        occurred_at = row[0]
-        number = int((occurred_at - _EPOCH).total_seconds()) // step
+        number = int((row[0] - _EPOCH).total_seconds()) // step
         start = bucket_cache.get(number)
         if start is None:
             start = bucket_cache[number] = _EPOCH + datetime.timedelta(
                 seconds=number * step
             )
-        key = (start, row[1], row[2] or 0, row[3] or 0, row[4], row[5], row[6])
-        sums = fine_counts.get(key)
-        if sums is None:
-            sums = fine_counts[key] = [0] * width
-        for i in range(width):
-            sums[i] += values[i](row)
+        contribution = [value(row) for value in values]
+        for table, counts in fine_counts.items():
+            key = (start, row[1], row[2] or 0, *table.values(row))
+            sums = counts.get(key)
+            if sums is None:
+                counts[key] = list(contribution)
+            else:
+                for i in range(width):
+                    sums[i] += contribution[i]
         for metric, value in (
             (HistogramMetric.LATENCY, row[13]),
             (HistogramMetric.TTFT, row[14]),
         ):
             if value is None:
                 continue
-            hist_key = (start, row[1], row[2] or 0, metric)
-            bins = fine_histograms.setdefault(hist_key, {})
             b = histograms.bin_of(value)
-            bins[b] = bins.get(b, 0) + 1
+            for application_id in (row[2] or 0, ALL_APPLICATIONS):
+                bins = fine_histograms.setdefault(
+                    (start, row[1], application_id, metric), {}
+                )
+                bins[b] = bins.get(b, 0) + 1
 
     increments = Increments()
+    for table, counts in fine_counts.items():
+        increments.counts[table] = _roll_up_counts(counts, width)
     for level in LEVELS:
-        for key, sums in fine_counts.items():
-            start = key[0] if level == FINEST else bucket_start(key[0], level)
-            full_key = (int(level), start, *key[1:])
-            target = increments.counts.get(full_key)
-            if target is None:
-                increments.counts[full_key] = list(sums)
-            else:
-                for i in range(width):
-                    target[i] += sums[i]
         for key, bins in fine_histograms.items():
             start = key[0] if level == FINEST else bucket_start(key[0], level)
-            full_key = (int(level), start, *key[1:])
-            target = increments.histograms.setdefault(full_key, {})
+            target = increments.histograms.setdefault((int(level), start, *key[1:]), {})
             for b, count in bins.items():
                 target[b] = target.get(b, 0) + count
     return increments
+
+
+def _roll_up_counts(fine, width):
+    """Return {(level, bucket, ...): sums} at every level from 15-minute sums."""
+    result = {}
+    for level in LEVELS:
+        for key, sums in fine.items():
+            start = key[0] if level == FINEST else bucket_start(key[0], level)
+            full_key = (int(level), start, *key[1:])
+            target = result.get(full_key)
+            if target is None:
+                result[full_key] = list(sums)
+            else:
+                for i in range(width):
+                    target[i] += sums[i]
+    return result
 
 
 def _chunks(items, size):
@@ -187,41 +242,34 @@ def _chunks(items, size):
 
 def write(increments):
     """Add the increments to the rollup tables; call inside a transaction."""
-    _write_counts(increments.counts)
+    for table, counts in increments.counts.items():
+        _write_counts(table, counts)
     _write_histograms(increments.histograms)
 
 
-def _write_counts(counts):
-    table = UsageRollup._meta.db_table
-    columns = DIMENSIONS + METRIC_NAMES
-    conflict = ", ".join(
-        (
-            "project_id",
-            "application_id",
-            "level",
-            "bucket_start",
-            "key_id",
-            "model",
-            "status_code",
-            "error_type",
-        )
+def _write_counts(table, counts):
+    name = table.model._meta.db_table
+    columns = (
+        "level",
+        "bucket_start",
+        "project_id",
+        "application_id",
+        *table.dimensions,
+        *METRIC_NAMES,
     )
-    updates = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in METRIC_NAMES)
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    adapt = connection.ops.adapt_datetimefield_value
+    updates = ", ".join(f"{m} = {name}.{m} + excluded.{m}" for m in METRIC_NAMES)
+    conflict = ", ".join(table.conflict_columns)
     # Sorted, so two writers lock shared rows in the same order and cannot
-    # deadlock; chunked to stay under SQLite's limit of bound parameters.
-    with connection.cursor() as cursor:
-        for chunk in _chunks(sorted(counts.items()), 500):
-            params = []
-            for key, sums in chunk:
-                params.extend((key[0], adapt(key[1]), *key[2:], *sums))
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                + ", ".join([row_sql] * len(chunk))
-                + f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}",
-                params,
-            )
+    # deadlock.
+    rows = [(*key, *sums) for key, sums in sorted(counts.items())]
+    bulk.insert(
+        name,
+        columns,
+        rows,
+        suffix=f"ORDER BY {conflict} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+        if connection.vendor == "postgresql"
+        else f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}",
+    )
 
 
 def _write_histograms(increments):
@@ -260,8 +308,15 @@ def _write_histograms(increments):
                 start = _as_aware(start)
                 bins = increments[(level, start, project_id, application_id, metric)]
                 merged = histograms.merge_text(dict(bins), text)
-                updates.append((histograms.encode(merged), row_id))
-            cursor.executemany(f"UPDATE {table} SET counts = %s WHERE id = %s", updates)
+                updates.append((row_id, histograms.encode(merged)))
+            if updates:
+                cursor.execute(
+                    # VALUES names its columns column1, column2 in both databases.
+                    f"UPDATE {table} SET counts = merged.column2 FROM (VALUES "
+                    + ", ".join(["(%s, %s)"] * len(updates))
+                    + f") AS merged WHERE {table}.id = merged.column1",
+                    [value for pair in updates for value in pair],
+                )
 
 
 def _as_aware(value):
@@ -277,34 +332,148 @@ def event_rows(queryset):
     return queryset.values_list(*EVENT_COLUMNS).iterator(chunk_size=20_000)
 
 
-def rebuild(project_ids=None, since=None, stdout=None, chunk_size=200_000):
+def rebuild(project_ids=None, since=None, stdout=None):
     """Recompute the rollups from the stored events, in one transaction.
 
     Rollups in scope are deleted and summed again, so running it twice gives
     the same tables. `since` is rounded down to the start of its UTC day,
     because a daily bucket can only be rebuilt from all of its events.
-    Returns the number of events read.
+    PostgreSQL sums in SQL; other databases stream the events through
+    aggregate(), holding the sums in memory. Returns the number of events.
     """
     events = UsageEvent.objects.all()
-    rollups = UsageRollup.objects.all()
-    hists = UsageHistogram.objects.all()
+    deletions = [
+        UsageRollup.objects.all(),
+        KeyRollup.objects.all(),
+        UsageHistogram.objects.all(),
+    ]
     if project_ids is not None:
         events = events.filter(project_id__in=project_ids)
-        rollups = rollups.filter(project_id__in=project_ids)
-        hists = hists.filter(project_id__in=project_ids)
+        deletions = [q.filter(project_id__in=project_ids) for q in deletions]
     if since is not None:
         since = bucket_start(since, RollupLevel.DAY)
         events = events.filter(occurred_at__gte=since)
-        rollups = rollups.filter(bucket_start__gte=since)
-        hists = hists.filter(bucket_start__gte=since)
+        deletions = [q.filter(bucket_start__gte=since) for q in deletions]
 
-    total = 0
     with transaction.atomic():
-        rollups._raw_delete(rollups.db)
-        hists._raw_delete(hists.db)
-        for chunk in _chunks(event_rows(events.order_by()), chunk_size):
-            write(aggregate(chunk))
+        for queryset in deletions:
+            queryset._raw_delete(queryset.db)
+        if connection.vendor == "postgresql":
+            return _rebuild_in_sql(project_ids, since, stdout)
+        total = 0
+        increments = Increments()
+        for chunk in _chunks(event_rows(events.order_by()), 100_000):
+            _merge(increments, aggregate(chunk))
             total += len(chunk)
             if stdout is not None:
                 stdout.write(f"  {total:,} events summed")
+        write(increments)
+        return total
+
+
+def _merge(into, other):
+    for table, counts in other.counts.items():
+        target = into.counts.setdefault(table, {})
+        for key, sums in counts.items():
+            if key in target:
+                target[key] = [a + b for a, b in zip(target[key], sums, strict=True)]
+            else:
+                target[key] = sums
+    for key, bins in other.histograms.items():
+        target = into.histograms.setdefault(key, {})
+        for b, count in bins.items():
+            target[b] = target.get(b, 0) + count
+
+
+_EPOCH_SQL = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
+# The same bins as histograms.bin_of, computed with the same double arithmetic.
+_BIN_SQL = (
+    "CASE WHEN {v} <= 0 THEN 0 "
+    "ELSE (ceil(ln({v}::float8) / ln("
+    + repr(histograms.GAMMA)
+    + "::float8) - 1e-9))::int + 1 END"
+)
+
+
+def _bucket_sql(level, column):
+    return f"date_bin('{int(level)} minutes', {column}, {_EPOCH_SQL})"
+
+
+def _rebuild_in_sql(project_ids, since, stdout):
+    """Rebuild with INSERT ... SELECT on PostgreSQL (14+ for date_bin)."""
+    conditions = ["TRUE"]
+    params = []
+    if project_ids is not None:
+        conditions.append("project_id = ANY(%s)")
+        params.append(list(project_ids))
+    if since is not None:
+        conditions.append("occurred_at >= %s")
+        params.append(since)
+    where = " AND ".join(conditions)
+    events = UsageEvent._meta.db_table
+    sums = ", ".join(f"SUM({m.sql})" for m in METRICS)
+    rolled = ", ".join(f"SUM({m})" for m in METRIC_NAMES)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {events} WHERE {where}", params)
+        total = cursor.fetchone()[0]
+        for table in TABLES:
+            name = table.model._meta.db_table
+            dims = ", ".join(table.dimensions)
+            columns = f"level, bucket_start, project_id, application_id, {dims}, {', '.join(METRIC_NAMES)}"
+            cursor.execute(
+                f"INSERT INTO {name} ({columns}) "
+                f"SELECT {int(FINEST)}, {_bucket_sql(FINEST, 'occurred_at')}, project_id, "
+                f"COALESCE(application_id, 0), {', '.join(table.sql)}, {sums} "
+                f"FROM {events} WHERE {where} GROUP BY 2, 3, 4, {', '.join(table.sql)}",
+                params,
+            )
+            for level in LEVELS[1:]:
+                # Coarser levels add up the 15-minute rows, not the events.
+                cursor.execute(
+                    f"INSERT INTO {name} ({columns}) "
+                    f"SELECT {int(level)}, {_bucket_sql(level, 'bucket_start')}, project_id, "
+                    f"application_id, {dims}, {rolled} FROM {name} "
+                    f"WHERE level = {int(FINEST)} "
+                    + ("AND project_id = ANY(%s) " if project_ids is not None else "")
+                    + ("AND bucket_start >= %s " if since is not None else "")
+                    + f"GROUP BY 2, 3, 4, {dims}",
+                    params,
+                )
+            if stdout is not None:
+                stdout.write(f"  {name} rebuilt")
+        _rebuild_histograms_in_sql(cursor, where, params)
+        if stdout is not None:
+            stdout.write(f"  {total:,} events summed")
     return total
+
+
+def _rebuild_histograms_in_sql(cursor, where, params):
+    events = UsageEvent._meta.db_table
+    table = UsageHistogram._meta.db_table
+    cursor.execute("DROP TABLE IF EXISTS rebuild_histogram_bins")
+    cursor.execute(
+        "CREATE TEMPORARY TABLE rebuild_histogram_bins ON COMMIT DROP AS "
+        f"SELECT bucket, project_id, application_id, metric, bin, count(*) AS n FROM ("
+        f"SELECT {_bucket_sql(FINEST, 'occurred_at')} AS bucket, project_id, "
+        f"COALESCE(application_id, 0) AS application_id, {int(HistogramMetric.LATENCY)} AS metric, "
+        f"{_BIN_SQL.format(v='latency_ms')} AS bin FROM {events} WHERE {where} AND latency_ms IS NOT NULL "
+        "UNION ALL "
+        f"SELECT {_bucket_sql(FINEST, 'occurred_at')}, project_id, COALESCE(application_id, 0), "
+        f"{int(HistogramMetric.TTFT)}, {_BIN_SQL.format(v='ttft_ms')} FROM {events} "
+        f"WHERE {where} AND ttft_ms IS NOT NULL"
+        ") AS binned GROUP BY 1, 2, 3, 4, 5",
+        params + params,
+    )
+    cursor.execute(
+        f"INSERT INTO rebuild_histogram_bins SELECT bucket, project_id, {ALL_APPLICATIONS}, "
+        "metric, bin, SUM(n) FROM rebuild_histogram_bins GROUP BY 1, 2, 4, 5"
+    )
+    for level in LEVELS:
+        cursor.execute(
+            f"INSERT INTO {table} (level, bucket_start, project_id, application_id, metric, counts) "
+            f"SELECT {int(level)}, bucket, project_id, application_id, metric, "
+            "string_agg(bin::text || ' ' || n::text, ' ' ORDER BY bin) FROM ("
+            f"SELECT {_bucket_sql(level, 'bucket')} AS bucket, project_id, application_id, metric, bin, "
+            "SUM(n) AS n FROM rebuild_histogram_bins GROUP BY 1, 2, 3, 4, 5"
+            ") AS per_level GROUP BY 1, 2, 3, 4, 5"
+        )

@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET
 from django_tables2 import RequestConfig
 
@@ -66,21 +67,51 @@ CHART_TITLES = {
 
 
 def _chart(name, data):
-    """Return template context for one chart and its table alternative."""
+    """Return template context for one chart and its table alternative.
+
+    The table is built here rather than in a template loop, because a 90-day
+    page has thousands of cells and template loops render them slowly.
+    """
     title, description, kind = CHART_TITLES[name]
-    columns = [dataset["label"] for dataset in data["datasets"]]
-    rows = [
-        [label, *[dataset["data"][i] for dataset in data["datasets"]]]
-        for i, label in enumerate(data["labels"])
-    ]
+    first_header = "Name" if kind == "hbar" or name == "errors_by_status" else "Bucket"
+    header = format_html_join(
+        "",
+        '<th scope="col" class="numeric">{}</th>',
+        ((d["label"],) for d in data["datasets"]),
+    )
+    body = format_html_join(
+        "",
+        '<tr><th scope="row">{}</th>{}</tr>',
+        (
+            (
+                label,
+                format_html_join(
+                    "",
+                    '<td class="numeric">{}</td>',
+                    (
+                        ("—" if d["data"][i] is None else d["data"][i],)
+                        for d in data["datasets"]
+                    ),
+                ),
+            )
+            for i, label in enumerate(data["labels"])
+        ),
+    )
+    table = format_html(
+        '<table class="table compact"><thead><tr><th scope="col">{}</th>{}</tr></thead>'
+        "<tbody>{}</tbody></table>",
+        first_header,
+        header,
+        body,
+    )
     return {
         "name": name,
         "title": title,
         "description": description,
         "kind": kind,
         "data": {**data, "kind": kind},
-        "columns": columns,
-        "rows": rows,
+        "has_data": bool(data["labels"]),
+        "table": table,
     }
 
 
@@ -130,9 +161,11 @@ def _range_context(request, form, range_key, tz_name, period):
         "tz_from_url": bool(request.GET.get("tz")),
         "timezone_cookie": TIMEZONE_COOKIE,
         "presets": presets,
-        "period_start": period.start.astimezone(period.tz),
-        "period_end": local_end,
+        # Formatted here: the date filter would convert to the server's zone.
+        "period_start": period.start.astimezone(period.tz).strftime("%Y-%m-%d %H:%M"),
+        "period_end": local_end.strftime("%Y-%m-%d %H:%M"),
         "granularity": period.granularity,
+        "granularity_label": "hourly" if period.granularity == "hour" else "daily",
         "query_string": query.urlencode(),
     }
 

@@ -34,7 +34,7 @@ def context_path_owner(project, context_path, exclude=None):
 
 
 class ContextPathMixin:
-    """Checks that the context path is free among the project's providers and proxies."""
+    """Form mixin that rejects a context path used elsewhere in the project."""
 
     def clean_context_path(self):
         context_path = self.cleaned_data["context_path"].strip().lower()
@@ -177,9 +177,7 @@ class ProviderModelForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["name"].widget.attrs["placeholder"] = (
-            "Add a model, e.g. gpt-4o-mini"
-        )
+        self.fields["name"].widget.attrs["placeholder"] = "e.g. gpt-4o-mini"
         for name in PRICE_FIELDS:
             self.fields[name].widget.attrs["placeholder"] = "unknown"
             value = self.initial.get(name)
@@ -191,10 +189,38 @@ class ProviderModelForm(forms.ModelForm):
         return self.cleaned_data["name"].strip()
 
 
+class BaseProviderModelFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        if not self.instance.pk:
+            return
+        for name, proxy in self._removed_models_in_use():
+            raise forms.ValidationError(
+                f"The model “{name}” is allowed by the App LLM Proxy “{proxy.name}”. "
+                "Remove it from the proxy's allowed models first, or keep it here."
+            )
+
+    def _removed_models_in_use(self):
+        """Yield (model name, proxy) for removed or renamed models a proxy allows."""
+        removed = set()
+        for form in self.initial_forms:
+            original = form.initial.get("name")
+            if self._should_delete_form(form):
+                removed.add(original)
+            elif form.cleaned_data.get("name") not in (None, original):
+                removed.add(original)
+        if not removed:
+            return
+        for proxy in self.instance.proxies.all():
+            for name in sorted(removed.intersection(proxy.allowed_models)):
+                yield name, proxy
+
+
 ProviderModelFormSet = inlineformset_factory(
     Provider,
     ProviderModel,
     form=ProviderModelForm,
+    formset=BaseProviderModelFormSet,
     extra=2,
     can_delete=True,
 )
@@ -301,7 +327,11 @@ def resolve_target(project, value):
 
 
 class APIKeyForm(forms.Form):
-    name = forms.CharField(max_length=255, help_text="Say who or what uses this key.")
+    name = forms.CharField(
+        max_length=255,
+        help_text="Say who or what uses this key.",
+        error_messages={"required": "Enter a name for the key."},
+    )
     target = forms.ChoiceField(
         label="Provider or proxy",
         help_text="The key can call exactly this provider or App LLM Proxy.",

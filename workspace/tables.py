@@ -3,6 +3,8 @@
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
 from workspace.models import APIKey, AppProxy, Provider
@@ -11,12 +13,22 @@ DATETIME_FORMAT = "Y-m-d H:i"
 
 
 class WhenColumn(tables.DateTimeColumn):
-    """A UTC date and time that never wraps inside its cell."""
+    """A UTC date over its time of day, so wide tables stay narrow."""
 
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("format", DATETIME_FORMAT)
+    def __init__(self, *args, time_format="H:i", **kwargs):
+        self.time_format = time_format
         kwargs.setdefault("attrs", {"td": {"class": "when"}})
         super().__init__(*args, **kwargs)
+
+    def render(self, value):
+        if value is None:
+            return self.default
+        value = timezone.localtime(value)
+        return format_html(
+            '{}<br><span class="muted">{}</span>',
+            date_format(value, "Y-m-d"),
+            date_format(value, self.time_format),
+        )
 
 
 class ProviderTable(tables.Table):

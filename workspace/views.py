@@ -64,12 +64,6 @@ def switch_project(request):
     return redirect(url_name, project_slug=project.slug)
 
 
-def placeholder(request, project_slug, **kwargs):
-    # TODO: remove once the Insights pages replace their URL placeholders.
-    get_membership(request, project_slug)
-    return render(request, "base.html")
-
-
 # LLM Providers
 
 
@@ -123,6 +117,7 @@ def _provider_form_page(request, membership, provider):
             _disable_form(model_form)
 
     if data is not None and form.is_valid() and formset.is_valid():
+        verb = "created" if provider._state.adding else "saved"
         try:
             filled = _save_provider(form, formset)
         except IntegrityError:
@@ -132,7 +127,6 @@ def _provider_form_page(request, membership, provider):
                 "check the values and save again.",
             )
         else:
-            verb = "created" if provider._state.adding else "saved"
             messages.success(request, f"Provider “{form.instance.name}” {verb}.")
             if filled:
                 messages.info(
@@ -251,7 +245,7 @@ def _proxy_form_page(request, membership, proxy):
 
 
 def key_queryset(project):
-    """The project's keys with everything the keys table shows, in one query."""
+    """Return the project's keys joined with what the keys table shows, in one query."""
     return APIKey.objects.filter(project=project).select_related(
         "provider", "proxy", "created_by", "mapping__application"
     )

@@ -54,7 +54,7 @@
         interaction: { mode: "index", intersect: false },
         plugins: { legend: { display: datasets.length > 1, position: "bottom" } },
         scales: {
-          x: { stacked, ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 8 } },
+          x: { stacked, ticks: { maxRotation: 0, autoSkip: true, autoSkipPadding: 16, maxTicksLimit: 6 } },
           y: { stacked, beginAtZero: true },
         },
       },

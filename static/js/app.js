@@ -42,3 +42,37 @@ document.addEventListener("DOMContentLoaded", () => {
   const replaced = document.querySelector("[data-replace-url]");
   if (replaced) history.replaceState(null, "", replaced.dataset.replaceUrl);
 });
+
+// Formsets: <button data-add-form-row="PREFIX"> appends a copy of
+// <template id="PREFIX-empty-row"> and counts it in PREFIX-TOTAL_FORMS.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-add-form-row]");
+  if (!button) return;
+  const prefix = button.dataset.addFormRow;
+  const template = document.getElementById(`${prefix}-empty-row`);
+  const total = document.getElementById(`id_${prefix}-TOTAL_FORMS`);
+  const body = document.querySelector(`#provider-${prefix} tbody`);
+  if (!template || !total || !body) return;
+  const index = Number(total.value);
+  body.insertAdjacentHTML("beforeend", template.innerHTML.replaceAll("__prefix__", index));
+  total.value = index + 1;
+  body.lastElementChild.querySelector("input")?.focus();
+});
+
+// Enter in the picker's search box searches (htmx) instead of submitting
+// the attach form with whatever is ticked.
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && event.target.matches("#key-picker input[type=search]")) {
+    event.preventDefault();
+  }
+});
+
+// An htmx request whose session expired ends on the sign-in page; load that
+// page in full instead of swapping it into a dialog or a table.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const url = event.detail.xhr.responseURL || "";
+  if (new URL(url, location.href).pathname.startsWith("/accounts/login/")) {
+    event.detail.shouldSwap = false;
+    location.assign(url);
+  }
+});

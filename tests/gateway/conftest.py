@@ -139,6 +139,8 @@ def _use_shared_cache(shared_cache, settings, transactional_db):
             "KEY_PREFIX": CACHE_PREFIX,
         }
     }
+    yield
+    wait_until_writes_settle()
 
 
 @pytest.fixture(scope="session")
@@ -195,6 +197,25 @@ def gateway_base_url(gateway, target):
     return f"{gateway.url}/gateway/{target.context_path}/v1"
 
 
+def wait_until_writes_settle(quiet=0.25, timeout=10):
+    """Wait until no usage event has been written for `quiet` seconds.
+
+    The test database is truncated after each test; a gateway still writing
+    a batch then would deadlock with the truncation. Tests wait for their own
+    events; this guards the ones that fail before they can.
+    """
+    from insights.models import UsageEvent
+
+    deadline = time.monotonic() + timeout
+    count = UsageEvent.objects.count()
+    settled_at = time.monotonic()
+    while time.monotonic() - settled_at < quiet and time.monotonic() < deadline:
+        time.sleep(0.05)
+        current = UsageEvent.objects.count()
+        if current != count:
+            count, settled_at = current, time.monotonic()
+
+
 def wait_for_events(count=1, timeout=10, **filters):
     """Return the usage events once `count` of them match, polling the database."""
     from insights.models import UsageEvent
@@ -202,7 +223,7 @@ def wait_for_events(count=1, timeout=10, **filters):
     deadline = time.monotonic() + timeout
     while True:
         events = list(
-            UsageEvent.objects.filter(**filters).order_by("occurred_at", "id")
+            UsageEvent.objects.filter(**filters).order_by("occurred_at", "event_id")
         )
         if len(events) >= count or time.monotonic() > deadline:
             assert len(events) == count, f"expected {count} events, found {events}"

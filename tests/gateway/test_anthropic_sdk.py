@@ -87,6 +87,9 @@ def test_revoked_key_raises_authentication_error(gateway, key):
     with pytest.raises(anthropic.AuthenticationError):
         send(client_for(gateway, key), "Hi")
 
+    [event] = wait_for_events(key=key)
+    assert event.status_code == 401
+
 
 def test_upstream_receives_provider_credential(gateway, key, last_upstream_request):
     send(client_for(gateway, key), "Hi")

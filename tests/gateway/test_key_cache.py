@@ -58,6 +58,7 @@ def test_revocation_applies_in_every_worker(workers, key):
     for worker in workers:
         with pytest.raises(openai.AuthenticationError):
             call(worker, key)
+    wait_for_events(4, key=key)
 
 
 def test_expiry_change_applies_in_every_worker(workers, key):
@@ -69,6 +70,7 @@ def test_expiry_change_applies_in_every_worker(workers, key):
     for worker in workers:
         with pytest.raises(openai.AuthenticationError):
             call(worker, key)
+    wait_for_events(4, key=key)
 
 
 def test_extended_expiry_applies_in_every_worker(workers, key):
@@ -83,6 +85,8 @@ def test_extended_expiry_applies_in_every_worker(workers, key):
 
     for worker in workers:
         assert call(worker, key).usage.completion_tokens > 0
+    events = wait_for_events(4, key=key)
+    assert [event.status_code for event in events] == [401, 401, 200, 200]
 
 
 def test_moved_key_is_attributed_to_new_application_in_every_worker(

@@ -272,3 +272,31 @@ def test_remove_rejects_key_of_other_application(client, project, owner):
 
     assert response.status_code == 404
     assert KeyMapping.objects.filter(pk=mapping.pk).exists()
+
+
+def test_picker_search_keeps_ticked_keys_listed(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    ticked = APIKeyFactory(project=project, name="search-worker")
+    APIKeyFactory(project=project, name="billing-worker")
+    client.force_login(owner)
+
+    response = client.get(
+        picker_url(application),
+        {"q": "billing", "keys": [str(ticked.pk)]},
+        headers={"HX-Request": "true", "HX-Target": "picker-rows"},
+    )
+
+    assert "billing-worker" in response.text
+    assert f'id="pick-key-{ticked.pk}" checked' in response.text
+
+
+def test_picker_never_lists_ticked_key_of_other_project(
+    client, project, other_project, owner
+):
+    application = GenAIApplicationFactory(project=project)
+    foreign_key = APIKeyFactory(project=other_project, name="foreign-key")
+    client.force_login(owner)
+
+    response = client.get(picker_url(application), {"keys": [str(foreign_key.pk)]})
+
+    assert "foreign-key" not in response.text

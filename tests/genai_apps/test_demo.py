@@ -87,3 +87,13 @@ def test_demo_can_be_deleted_and_loaded_again(db):
 
     assert Project.objects.filter(slug="demo").get() == again.project
     assert Project.objects.filter(slug="sandbox").count() == 1
+
+
+def test_demo_attachments_follow_key_creation(db):
+    demo = create_demo_workspace(io.StringIO())
+
+    for mapping in KeyMapping.objects.filter(key__project=demo.project).select_related(
+        "key", "application"
+    ):
+        assert mapping.attached_at > mapping.key.created_at
+        assert mapping.attached_at > mapping.application.created_at

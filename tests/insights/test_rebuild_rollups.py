@@ -4,7 +4,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from insights.models import UsageHistogram, UsageRollup
+from insights.models import KeyRollup, UsageHistogram, UsageRollup
 from insights.recording import record_usage
 from tests.factories import APIKeyFactory, KeyMappingFactory, UsageRecordFactory
 
@@ -14,12 +14,22 @@ START = datetime.datetime(2026, 5, 1, 22, tzinfo=datetime.UTC)
 
 
 def snapshot():
+    keys = sorted(
+        KeyRollup.objects.values_list(
+            "level",
+            "bucket_start",
+            "application_id",
+            "key_id",
+            "requests",
+            "prompt_tokens",
+            "cost_nanousd",
+        )
+    )
     rollups = sorted(
         UsageRollup.objects.values_list(
             "level",
             "bucket_start",
             "application_id",
-            "key_id",
             "model",
             "status_code",
             "error_type",
@@ -34,7 +44,7 @@ def snapshot():
             "level", "bucket_start", "application_id", "metric", "counts"
         )
     )
-    return rollups, histograms
+    return rollups, keys, histograms
 
 
 @pytest.fixture

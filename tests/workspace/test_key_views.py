@@ -253,3 +253,13 @@ def test_key_revoke_ignores_offsite_next(client, project, owner):
     )
 
     assert response["Location"] == reverse("workspace:key-list", args=[project.slug])
+
+
+def test_key_list_shows_never_for_empty_dates(client, project, owner):
+    APIKeyFactory(project=project, name="fresh-key")
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:key-list", args=[project.slug]))
+
+    row = response.text.split("fresh-key", 1)[1].split("</tr>", 1)[0]
+    assert row.count(">Never<") == 2

@@ -203,3 +203,73 @@ def test_provider_list_query_count(
 
     assert response.status_code == 200
     assert response.text.count("/gateway/provider-") == 5
+
+
+def test_provider_keeps_model_a_proxy_allows(client, project, owner):
+    provider = ProviderFactory(project=project, context_path="openai-prod")
+    model = ProviderModelFactory(provider=provider, name="gpt-4o-mini")
+    AppProxyFactory(
+        project=project,
+        provider=provider,
+        name="Support proxy",
+        allowed_models=["gpt-4o-mini"],
+    )
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:provider-edit", args=[project.slug, provider.pk]),
+        provider_data(
+            **{
+                "models-INITIAL_FORMS": "1",
+                "models-0-id": str(model.pk),
+                "models-0-DELETE": "on",
+            }
+        ),
+    )
+
+    assert response.status_code == 200
+    assert "allowed by the App LLM Proxy “Support proxy”" in response.text
+    assert ProviderModel.objects.filter(pk=model.pk).exists()
+
+
+def test_provider_rename_of_allowed_model_is_rejected(client, project, owner):
+    provider = ProviderFactory(project=project, context_path="openai-prod")
+    model = ProviderModelFactory(provider=provider, name="gpt-4o-mini")
+    AppProxyFactory(project=project, provider=provider, allowed_models=["gpt-4o-mini"])
+    client.force_login(owner)
+
+    client.post(
+        reverse("workspace:provider-edit", args=[project.slug, provider.pk]),
+        provider_data(
+            **{
+                "models-INITIAL_FORMS": "1",
+                "models-0-id": str(model.pk),
+                "models-0-name": "gpt-4o-mini-renamed",
+            }
+        ),
+    )
+
+    model.refresh_from_db()
+    assert model.name == "gpt-4o-mini"
+
+
+def test_provider_removes_model_no_proxy_allows(client, project, owner):
+    provider = ProviderFactory(project=project, context_path="openai-prod")
+    model = ProviderModelFactory(provider=provider, name="gpt-4o")
+    AppProxyFactory(project=project, provider=provider, allowed_models=["o4-mini"])
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:provider-edit", args=[project.slug, provider.pk]),
+        provider_data(
+            **{
+                "models-INITIAL_FORMS": "1",
+                "models-0-id": str(model.pk),
+                "models-0-name": "gpt-4o",
+                "models-0-DELETE": "on",
+            }
+        ),
+    )
+
+    assert response.status_code == 302
+    assert not ProviderModel.objects.filter(pk=model.pk).exists()

@@ -97,6 +97,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-progress", action="store_true", help="Print no progress bar."
         )
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help=f"Call with the attached, active keys of the '{DEMO_PROJECT_SLUG}' "
+            "project, giving them new secrets first (seed_demo keeps none).",
+        )
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=0,
+            help="Seconds to wait for the gateway to accept connections (default 0).",
+        )
 
     def handle(self, *args, **options):
         if options["rate"] <= 0:
