@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workspace.settings")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/aiw_governance_bench"
 PROJECT_SLUG = "bench-review"
+EVENT_SPAN = datetime.timedelta(days=90)
 RUNS = 3
 
 
@@ -318,10 +319,12 @@ def insert_mappings(cursor, args, first_key, first_app, now):
 def insert_events(cursor, args, project, provider, first_key, first_app, now):
     """Insert the usage events in one INSERT … SELECT over generate_series.
 
-    Events spread over the last 90 days. The keys that insert_keys marks as
-    last used 40 to 90 days ago get events from that range only. Event n
-    uses key number (n * 7919) mod keys, and its application follows the
-    mapping rule of insert_mappings. Adapt this
+    Events are evenly spaced over the last 90 days and inserted oldest
+    first, as a gateway appends them, so the BRIN index on occurred_at
+    works as in production. Event n uses key number (n * 7919) mod keys,
+    except that in the last 40 days the keys which insert_keys marks as
+    last used 40 to 90 days ago are replaced by the key 10 places on. The
+    application follows the mapping rule of insert_mappings. Adapt this
     function, and only this one, when the usage event table changes.
     """
     from insights.models import UsageEvent
@@ -349,9 +352,7 @@ def insert_events(cursor, args, project, provider, first_key, first_app, now):
         f"""
         INSERT INTO {table(UsageEvent)} ({column_list})
         SELECT gen_random_uuid(),
-               CASE WHEN (k + 1) %% 100 BETWEEN 13 AND 22
-                    THEN %(now)s - interval '40 days' - (n %% 4320000) * interval '1 second'
-                    ELSE %(now)s - (n %% 7776000) * interval '1 second' END,
+               %(now)s - (%(count)s - n) * %(step_ms)s * interval '1 millisecond',
                %(project)s,
                %(first_key)s + k,
                CASE WHEN k < %(mapped)s THEN %(first_app)s + k %% %(apps)s END,
@@ -360,7 +361,13 @@ def insert_events(cursor, args, project, provider, first_key, first_app, now):
                CASE WHEN n %% 50 = 0 THEN 'upstream_5xx' ELSE '' END,
                (n %% 1000) * 1000
         FROM generate_series(1::bigint, %(count)s) AS n,
-             LATERAL (SELECT (n * 7919) %% %(keys)s AS k) AS picked
+             LATERAL (SELECT (n * 7919) %% %(keys)s AS drawn) AS draw,
+             LATERAL (
+                 SELECT CASE WHEN n > %(recent_from)s
+                              AND (drawn + 1) %% 100 BETWEEN 13 AND 22
+                             THEN (drawn + 10) %% %(keys)s
+                             ELSE drawn END AS k
+             ) AS picked
         """,
         {
             "now": now,
@@ -372,6 +379,8 @@ def insert_events(cursor, args, project, provider, first_key, first_app, now):
             "mapped": args.keys * 80 // 100,
             "keys": args.keys,
             "count": args.events,
+            "step_ms": EVENT_SPAN.total_seconds() * 1000 / args.events,
+            "recent_from": args.events - args.events * 40 // 90,
         },
     )
 
