@@ -32,7 +32,7 @@ class ReadOnlyMixin:
 
 
 def recent_filter(field_name):
-    """Build a list filter that shows the last 24 hours unless told otherwise.
+    """Build a list filter that shows the last 24 hours unless another window is chosen.
 
     Listing, counting or drawing the date hierarchy over every row of a
     10-million-row table takes tens of seconds, so the list opens on a
