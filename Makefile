@@ -37,13 +37,13 @@ demo: install
 run: demo
 	@trap 'kill $$simulator $$server $$replay 2>/dev/null; wait' INT TERM EXIT; \
 	$(BIN)/python manage.py simulate_upstream --port 8001 & simulator=$$!; \
-	$(BIN)/uvicorn workspace.asgi:application --host $(HOST) --port $(PORT) & server=$$!; \
+	$(BIN)/uvicorn workspace.asgi:application --host $(HOST) --port $(PORT) --no-access-log & server=$$!; \
 	$(BIN)/python manage.py replay_trace --demo --wait 30 --gateway http://$(HOST):$(PORT) \
 		--rate 1 --loop --error-every 40 --no-progress & replay=$$!; \
 	wait
 
 test: install-test
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto -rs
 
 lint: install-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

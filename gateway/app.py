@@ -135,9 +135,12 @@ class GatewayApp:
             call = Call(key, started, timezone.now())
             body = await _read_body(receive)
             payload = parse_request(key, operation, scope["method"], body)
+            rewritten = False
             if payload is not None:
-                call.model = payload.get("model", "")
-                apply_guardrails(key, operation, payload)
+                call.model = payload["model"]
+                rewritten = apply_guardrails(key, operation, payload)
+            if rewritten:
+                body = json.dumps(payload).encode()
             await self.forward(call, operation, scope, payload, body, receive, send)
         except errors.GatewayError as error:
             await _send_error(send, error)
@@ -167,9 +170,7 @@ class GatewayApp:
         messages_api = operation == "messages"
         if streaming and not messages_api:
             strip_usage_chunk = request_stream_usage(payload)
-            if strip_usage_chunk:
-                body = json.dumps(payload).encode()
-        elif payload is not None and payload.pop("_aiw_rewritten", False):
+        if strip_usage_chunk:
             body = json.dumps(payload).encode()
         method = OPERATIONS[operation]
         try:
@@ -294,7 +295,20 @@ async def authenticate(scope):
                 code="missing_api_key",
             )
         )
-    key = await key_cache.resolve(secret)
+    try:
+        key = await key_cache.resolve(secret)
+    except Exception:
+        # Fail closed: without the cache or the database a revoked key
+        # cannot be told from an active one.
+        logger.exception("Key lookup failed; answering 503")
+        raise Rejected(
+            errors.GatewayError(
+                503,
+                "The gateway cannot check API keys right now; retry shortly.",
+                "server_error",
+                code="key_lookup_unavailable",
+            )
+        ) from None
     if key is None:
         raise Rejected(errors.unauthorized("Invalid API key."))
     if key.revoked:
@@ -384,9 +398,12 @@ def parse_request(key, operation, method, body):
 
 
 def apply_guardrails(key, operation, payload):
-    """Enforce an App LLM Proxy's allowed models and max tokens."""
+    """Enforce an App LLM Proxy's allowed models and max tokens.
+
+    Returns True when it added the proxy's limit to the payload.
+    """
     if key.proxy_id is None:
-        return
+        return False
     model = payload["model"]
     if key.allowed_models and model not in key.allowed_models:
         allowed = ", ".join(key.allowed_models)
@@ -401,7 +418,7 @@ def apply_guardrails(key, operation, payload):
         "completions",
         "messages",
     ):
-        return
+        return False
     for field in ("max_tokens", "max_completion_tokens"):
         requested = payload.get(field)
         if requested is None:
@@ -412,7 +429,7 @@ def apply_guardrails(key, operation, payload):
                 param=field,
                 code="max_tokens_exceeded",
             )
-        return
+        return False
     # A request without a limit gets the proxy's, so the guardrail holds.
     uses_new_field = key.vendor in (Vendor.OPENAI, Vendor.AZURE_OPENAI)
     field = (
@@ -421,12 +438,11 @@ def apply_guardrails(key, operation, payload):
         else "max_tokens"
     )
     payload[field] = limit
-    payload["_aiw_rewritten"] = True
+    return True
 
 
 def request_stream_usage(payload):
     """Ask the upstream for stream usage; returns True if the client did not."""
-    payload.pop("_aiw_rewritten", None)
     options = payload.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
         return False

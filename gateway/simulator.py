@@ -124,6 +124,8 @@ class SimulatorApp:
                 return
             deployment, operation = match.group(1), "/v1" + match.group(2)
 
+        if path == "/openai/models" and "api-version" in query:
+            operation = "/v1/models"
         if method == "GET" and operation == "/v1/models":
             await self.list_models(send)
             return

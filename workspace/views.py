@@ -8,6 +8,7 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
@@ -86,6 +87,7 @@ def provider_list(request, project_slug):
     return render(request, "workspace/provider_list.html", context)
 
 
+@sensitive_post_parameters("credential")
 @require_http_methods(["GET", "POST"])
 @login_required
 def provider_create(request, project_slug):
@@ -96,6 +98,7 @@ def provider_create(request, project_slug):
     )
 
 
+@sensitive_post_parameters("credential")
 @require_http_methods(["GET", "POST"])
 @login_required
 def provider_edit(request, project_slug, provider_id):
@@ -277,6 +280,7 @@ def key_list(request, project_slug):
     return render_page(request, "workspace/key_list.html", context, partial="key-table")
 
 
+@sensitive_variables("secret")
 @never_cache
 @require_http_methods(["GET", "POST"])
 @login_required

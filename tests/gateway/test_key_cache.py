@@ -102,3 +102,14 @@ def test_moved_key_is_attributed_to_new_application_in_every_worker(
 
     events = wait_for_events(4, key=key)
     assert [event.application_id for event in events[2:]] == [new_application.pk] * 2
+
+
+def test_unreachable_cache_fails_closed(gateway_factory, key):
+    server = gateway_factory(CACHE_URL="redis://127.0.0.1:9/0")
+
+    with pytest.raises(openai.InternalServerError) as raised:
+        call(server, key)
+
+    assert raised.value.status_code == 503
+    assert raised.value.body["code"] == "key_lookup_unavailable"
+    assert key.secret not in server.log_text()

@@ -551,3 +551,39 @@ def test_moved_key_records_new_application(gateway, mapped_key, owner):
 
     events = wait_for_events(2, key=mapped_key)
     assert events[1].application_id == second.pk
+
+
+def test_proxy_limit_applies_to_stream_with_usage(
+    gateway, project, openai_provider, last_upstream_request
+):
+    proxy = AppProxyFactory(project=project, provider=openai_provider, max_tokens=64)
+    key = APIKeyFactory(project=project, provider=None, proxy=proxy)
+
+    list(
+        ask(
+            client_for(gateway, key),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+
+    assert '"max_completion_tokens": 64' in last_upstream_request()["body"]
+    wait_for_events(key=key)
+
+
+def test_azure_models_list_uses_api_version(
+    gateway, project, simulator, last_upstream_request
+):
+    provider = ProviderFactory(
+        project=project,
+        vendor=Vendor.AZURE_OPENAI,
+        base_url=simulator.url,
+        api_version="2024-10-21",
+    )
+    key = APIKeyFactory(project=project, provider=provider)
+
+    models = [model.id for model in client_for(gateway, key).models.list()]
+
+    assert "gpt-4o-mini" in models
+    assert last_upstream_request()["path"] == "/openai/models"
+    wait_for_events(key=key)

@@ -231,3 +231,28 @@ def test_application_delete_keeps_keys(client, project, owner):
     assert not KeyMapping.objects.exists()
     assert KeyMappingEvent.objects.filter(action="detach", key=key).exists()
     assert client.get(detail_url(application)).status_code == 404
+
+
+def test_application_list_sorts_by_key_count(client, project, owner):
+    KeyMappingFactory.create_batch(
+        3, application=GenAIApplicationFactory(project=project, name="Busy App")
+    )
+    GenAIApplicationFactory(project=project, name="Quiet App")
+    client.force_login(owner)
+
+    response = client.get(list_url(project), {"sort": "-key_count"})
+
+    assert response.text.index("Busy App") < response.text.index("Quiet App")
+
+
+def test_application_history_paginates(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    keys = APIKeyFactory.create_batch(25, project=project)
+    attach_keys(application, keys, owner)
+    client.force_login(owner)
+
+    first = client.get(detail_url(application))
+    second = client.get(detail_url(application), {"history-page": 2})
+
+    assert first.text.split('id="mapping-history"', 1)[1].count("Attached") == 20
+    assert second.text.split('id="mapping-history"', 1)[1].count("Attached") == 5

@@ -273,3 +273,11 @@ def test_provider_removes_model_no_proxy_allows(client, project, owner):
 
     assert response.status_code == 302
     assert not ProviderModel.objects.filter(pk=model.pk).exists()
+
+
+def test_provider_credential_hidden_from_error_reports(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data())
+
+    assert response.wsgi_request.sensitive_post_parameters == ("credential",)

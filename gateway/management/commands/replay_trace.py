@@ -2,6 +2,7 @@ import asyncio
 import collections
 import itertools
 import logging
+import signal
 import socket
 import time
 from pathlib import Path
@@ -27,6 +28,10 @@ INJECTED_ERRORS = (429, 503, 400)
 
 
 class Command(BaseCommand):
+    # The simulator and the replay are clients of the project's models at
+    # most; a system check error elsewhere (say, in an admin) must not stop
+    # the demo or the tests.
+    requires_system_checks = []
     help = (
         "Send the rows of a real request trace through the gateway as OpenAI SDK "
         "calls with the given keys, at a fixed rate."
@@ -198,6 +203,10 @@ class Command(BaseCommand):
             for secret, url, model, label in targets
         ]
         summary = Summary()
+        # SIGTERM (how `make run` stops the replay) ends it like Ctrl-C does:
+        # calls in flight are cancelled and the summary is printed.
+        main_task = asyncio.current_task()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
         limit = asyncio.Semaphore(options["concurrency"])
         interval = 1 / options["rate"]
         stream = options["stream_every"]

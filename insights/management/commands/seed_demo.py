@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from genai_apps.demo import create_demo_workspace
+from genai_apps.demo import DEMO_SIGN_IN, create_demo_workspace, delete_demo_workspace
 from insights.demo import load_demo_traffic
 from workspace.models import Project
 
@@ -24,12 +24,10 @@ class Command(BaseCommand):
             return
         with transaction.atomic():
             if existing:
-                existing.delete()
+                delete_demo_workspace(existing)
             demo = create_demo_workspace(self.stdout)
         load_demo_traffic(demo, self.stdout)
         self._print_sign_in()
 
     def _print_sign_in(self):
-        from genai_apps.demo import DEMO_SIGN_IN
-
         self.stdout.write(self.style.SUCCESS(DEMO_SIGN_IN))
