@@ -131,7 +131,9 @@ def generate(args):
     build_rollups(project)
     print(f"  built rollups in {time.monotonic() - started:.0f} s")
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        # VACUUM sets the visibility map and hint bits that autovacuum keeps
+        # set on a production table; right after a bulk load they are missing.
+        cursor.execute("VACUUM ANALYZE")
     return project
 
 
