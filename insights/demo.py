@@ -5,7 +5,7 @@ per-window arrival pattern and token distributions, the last hour comes from
 the Azure 2023 and Mooncake traces, a day of DeepSeek-R1 clients adds
 reasoning tokens, and keys attached to no application get traffic of their
 own. Revoked and expired keys get a day of traffic ending when they stopped
-working. Scales keep the total near 85,000 events, which loads in well under
+working. Scales keep the total near 55,000 events, which loads in well under
 a minute on SQLite.
 """
 
@@ -59,26 +59,26 @@ HISTORY = [
         "ServeGen client 34, 14 days",
         "servegen",
         SERVEGEN_LANGUAGE / "chunk-34-trace.csv",
-        scale=0.0016,
+        scale=0.001,
     ),
     Source(
         "ServeGen client 20, 14 days",
         "servegen",
         SERVEGEN_LANGUAGE / "chunk-20-trace.csv",
-        scale=0.003,
+        scale=0.002,
     ),
     Source(
         "ServeGen client 116, 14 days",
         "servegen",
         SERVEGEN_LANGUAGE / "chunk-116-trace.csv",
-        scale=0.003,
+        scale=0.002,
     ),
     Source(
         "ServeGen client 7, 14 days",
         "servegen",
         SERVEGEN_LANGUAGE / "chunk-7-trace.csv",
         dataset=SERVEGEN_LANGUAGE / "chunk-116-dataset.json",
-        scale=0.005,
+        scale=0.003,
     ),
 ]
 LAST_HOUR = [
@@ -186,7 +186,7 @@ class _DemoLoader:
             imported += importer.import_trace(share).imported
         self.total += imported
         self.stdout.write(
-            f"  {source.label}: {imported:,} events for {len(keys)} keys "
+            f"  {source.label}: {imported:,} events for {len(keys)} key{'' if len(keys) == 1 else 's'} "
             f"({time.monotonic() - started:.1f} s)"
         )
 
@@ -194,7 +194,7 @@ class _DemoLoader:
 def load_demo_traffic(demo, stdout, volume=1.0):
     """Record usage for the demo workspace's keys from the bundled traces.
 
-    volume scales the number of events (1.0 is about 85,000); tests use less.
+    volume scales the number of events (1.0 is about 55,000); tests use less.
     """
     now = timezone.now().replace(microsecond=0)
     loader = _DemoLoader(demo, stdout, now, volume)

@@ -4,8 +4,8 @@ A value v > 0 (milliseconds) falls in bin k + 1 where k = ceil(log(v) / log(GAMM
 so bin k + 1 covers (GAMMA**(k-1), GAMMA**k]. Reporting the bin as
 2 * GAMMA**k / (GAMMA + 1) is off by at most (GAMMA - 1) / (GAMMA + 1), about
 1 % for GAMMA = 1.02, from any value in the bin. So a percentile read from a
-merged histogram is within 1 % of the exact nearest-rank percentile, the same
-guarantee as DDSketch (Masson et al., VLDB 2019). Bin 0 holds zeros.
+merged histogram is within 1 % of the exact nearest-rank percentile, on any
+range. Bin 0 contains zeros.
 
 Histograms are stored as text "bin count bin count ..." so SQL can store and
 move them without a binary type, and they merge by adding counts per bin.

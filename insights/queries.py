@@ -258,11 +258,13 @@ def totals(
         )
         if filters:
             queryset = queryset.filter(**filters)
-        rows = (
-            queryset.values(*group_by)
-            .annotate(**{f"sum_{m}": Sum(m) for m in METRIC_NAMES})
-            .order_by()
-        )
+        sums = {f"sum_{m}": Sum(m) for m in METRIC_NAMES}
+        if not group_by:
+            # values() without fields would group by every column.
+            row = queryset.order_by().aggregate(**sums)
+            result.setdefault((), Totals()).add([row[f"sum_{m}"] for m in METRIC_NAMES])
+            continue
+        rows = queryset.values(*group_by).annotate(**sums).order_by()
         for row in rows.values_list(*group_by, *(f"sum_{m}" for m in METRIC_NAMES)):
             key = tuple(row[: len(group_by)])
             result.setdefault(key, Totals()).add(row[len(group_by) :])

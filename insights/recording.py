@@ -80,7 +80,7 @@ class UsageRecord:
 
 @dataclasses.dataclass(frozen=True)
 class RecordResult:
-    """What record_usage stored: new events and the ids it skipped."""
+    """Outcome of record_usage: the number of new events and the skipped ids."""
 
     inserted: int
     duplicate_ids: frozenset

@@ -1,6 +1,6 @@
 """Page data for the insights pages, composed from insights.queries.
 
-A Report holds what one page shows for a range: headline figures with the
+A Report contains what one page shows for a range: headline figures with the
 previous period, chart series and table rows. Views turn it into context;
 the CSV export reads the same Report, so the file matches the screen.
 """

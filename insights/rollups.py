@@ -284,12 +284,10 @@ def _write_histograms(increments):
     adapt = connection.ops.adapt_datetimefield_value
     keys = sorted(increments)
     dims = ", ".join(HISTOGRAM_DIMENSIONS)
-    row_sql = "(%s, %s, %s, %s, %s)"
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         for chunk in _chunks(keys, 500):
             params = [p for key in chunk for p in (key[0], adapt(key[1]), *key[2:])]
-            values = ", ".join([row_sql] * len(chunk))
             cursor.execute(
                 f"INSERT INTO {table} ({dims}, counts) VALUES "
                 + ", ".join(["(%s, %s, %s, %s, %s, '')"] * len(chunk))
@@ -297,26 +295,77 @@ def _write_histograms(increments):
                 " DO NOTHING",
                 params,
             )
-            cursor.execute(
-                f"SELECT id, {dims}, counts FROM {table} WHERE ({dims}) IN "
-                f"(VALUES {values}) ORDER BY id{lock}",
-                params,
-            )
+            rows = _lock_histograms(cursor, table, chunk, lock)
             updates = []
-            for row_id, *dimensions, text in cursor.fetchall():
+            for row_id, *dimensions, text in rows:
                 level, start, project_id, application_id, metric = dimensions
-                start = _as_aware(start)
-                bins = increments[(level, start, project_id, application_id, metric)]
+                bins = increments.get(
+                    (level, _as_aware(start), project_id, application_id, metric)
+                )
+                if bins is None:
+                    continue
                 merged = histograms.merge_text(dict(bins), text)
                 updates.append((row_id, histograms.encode(merged)))
-            if updates:
-                cursor.execute(
-                    # VALUES names its columns column1, column2 in both databases.
-                    f"UPDATE {table} SET counts = merged.column2 FROM (VALUES "
-                    + ", ".join(["(%s, %s)"] * len(updates))
-                    + f") AS merged WHERE {table}.id = merged.column1",
-                    [value for pair in updates for value in pair],
-                )
+            _update_histograms(cursor, table, updates)
+
+
+def _lock_histograms(cursor, table, keys, lock):
+    """Return the histogram rows of `keys`, locked, plus possibly a few others.
+
+    Rows are selected per project and level with IN lists, which the unique
+    index serves; a row-value IN over VALUES made PostgreSQL scan the table.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    groups = {}
+    for level, start, project_id, application_id, metric in keys:
+        group = groups.setdefault((project_id, level), (set(), set(), set()))
+        group[0].add(application_id)
+        group[1].add(metric)
+        group[2].add(adapt(start))
+    rows = []
+    for (project_id, level), (applications, metrics, starts) in sorted(groups.items()):
+        cursor.execute(
+            f"SELECT id, {', '.join(HISTOGRAM_DIMENSIONS)}, counts FROM {table} "
+            f"WHERE project_id = %s AND level = %s AND application_id IN ({_marks(applications)}) "
+            f"AND metric IN ({_marks(metrics)}) AND bucket_start IN ({_marks(starts)}) "
+            f"ORDER BY id{lock}",
+            [
+                project_id,
+                level,
+                *sorted(applications),
+                *sorted(metrics),
+                *sorted(starts),
+            ],
+        )
+        rows.extend(cursor.fetchall())
+    return rows
+
+
+def _marks(values):
+    return ", ".join(["%s"] * len(values))
+
+
+def _update_histograms(cursor, table, updates):
+    if not updates:
+        return
+    if connection.vendor == "postgresql":
+        # unnest() keeps the planner on the primary key index; a VALUES
+        # list of this size was joined by scanning the table.
+        cursor.execute(
+            f"UPDATE {table} SET counts = merged.counts "
+            "FROM unnest(%s::bigint[], %s::text[]) AS merged (id, counts) "
+            f"WHERE {table}.id = merged.id",
+            [[row_id for row_id, _ in updates], [text for _, text in updates]],
+        )
+        return
+    for chunk in _chunks(updates, 5000):
+        cursor.execute(
+            # VALUES names its columns column1, column2 in SQLite.
+            f"UPDATE {table} SET counts = merged.column2 FROM (VALUES "
+            + ", ".join(["(%s, %s)"] * len(chunk))
+            + f") AS merged WHERE {table}.id = merged.column1",
+            [value for pair in chunk for value in pair],
+        )
 
 
 def _as_aware(value):

@@ -4,7 +4,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 from django_tables2 import RequestConfig
 
@@ -74,35 +75,21 @@ def _chart(name, data):
     """
     title, description, kind = CHART_TITLES[name]
     first_header = "Name" if kind == "hbar" or name == "errors_by_status" else "Bucket"
-    header = format_html_join(
-        "",
-        '<th scope="col" class="numeric">{}</th>',
-        ((d["label"],) for d in data["datasets"]),
+    # Labels are escaped; values are numbers or None, so they need no escaping.
+    header = "".join(
+        f'<th scope="col" class="numeric">{escape(d["label"])}</th>'
+        for d in data["datasets"]
     )
-    body = format_html_join(
-        "",
-        '<tr><th scope="row">{}</th>{}</tr>',
-        (
-            (
-                label,
-                format_html_join(
-                    "",
-                    '<td class="numeric">{}</td>',
-                    (
-                        ("—" if d["data"][i] is None else d["data"][i],)
-                        for d in data["datasets"]
-                    ),
-                ),
-            )
-            for i, label in enumerate(data["labels"])
-        ),
-    )
-    table = format_html(
-        '<table class="table compact"><thead><tr><th scope="col">{}</th>{}</tr></thead>'
-        "<tbody>{}</tbody></table>",
-        first_header,
-        header,
-        body,
+    rows = []
+    for i, label in enumerate(data["labels"]):
+        cells = "".join(
+            f'<td class="numeric">{"—" if d["data"][i] is None else d["data"][i]}</td>'
+            for d in data["datasets"]
+        )
+        rows.append(f'<tr><th scope="row">{escape(label)}</th>{cells}</tr>')
+    table = mark_safe(  # noqa: S308 - every label is escaped above
+        f'<table class="table compact"><thead><tr><th scope="col">{first_header}</th>'
+        f"{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
     return {
         "name": name,
@@ -222,7 +209,7 @@ def overview(request, project_slug):
 @require_GET
 @login_required
 def application(request, project_slug, application_id):
-    """One application's usage: headline figures, charts, and tables by key and model."""
+    """Show one application's usage: headline figures, charts, and tables by key and model."""
     membership = get_membership(request, project_slug)
     project = membership.project
     app = get_object_or_404(GenAIApplication, project=project, pk=application_id)

@@ -295,3 +295,33 @@ def test_safe_cell(value, expected):
     from insights.export import safe_cell
 
     assert safe_cell(value) == expected
+
+
+def test_application_page_queries_do_not_grow_with_keys(
+    client, owner, application, traffic, django_assert_max_num_queries
+):
+    for _ in range(5):
+        extra = KeyMappingFactory(application=application).key
+        record_usage([UsageRecordFactory(key=extra, occurred_at=timezone.now())])
+    client.force_login(owner)
+
+    with django_assert_max_num_queries(25):
+        response = client.get(
+            reverse("insights:application", args=["acme", application.pk]),
+            {"range": "24h"},
+        )
+
+    assert len(response.context["key_table"].rows) == 6
+
+
+def test_chart_table_escapes_labels(client, owner, project):
+    app = GenAIApplicationFactory(project=project, name="<script>alert(1)</script>")
+    key = KeyMappingFactory(application=app).key
+    record_usage([UsageRecordFactory(key=key, occurred_at=timezone.now())])
+    client.force_login(owner)
+
+    response = client.get(reverse("insights:overview", args=["acme"]), {"range": "24h"})
+
+    body = response.content.decode()
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
