@@ -441,20 +441,25 @@ def test_email_json_format_keeps_status_off_stdout(settings, application, busy_k
     assert "Sent the report to x@example.com." in stderr
 
 
-def test_email_to_console_backend_keeps_stdout_json(settings, application, busy_key):
+def test_email_to_console_backend_keeps_stdout_json(
+    settings, capsys, application, busy_key
+):
+    # No stdout or stderr arguments, so the command and the console backend
+    # write to the process streams, as on the command line.
     settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
-    stdout, _ = run_review("--format", "json", "--email", "x@example.com")
+    call_command("review_mappings", "--format", "json", "--email", "x@example.com")
 
-    assert json.loads(stdout)["finding_count"] == 0
+    assert json.loads(capsys.readouterr().out)["finding_count"] == 0
 
 
 def test_email_to_console_backend_warns_nothing_was_sent(
-    settings, application, busy_key
+    settings, capsys, application, busy_key
 ):
     settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 
-    stdout, stderr = run_review("--email", "x@example.com")
+    call_command("review_mappings", "--email", "x@example.com")
+    stdout, stderr = capsys.readouterr()
 
     assert "Subject: Mapping review: nothing to report" in stderr
     assert "Warning: the report for x@example.com was written to the console" in (
