@@ -32,24 +32,12 @@ from workspace.admin import KeyExpiryFilter, KeyStatusFilter
 from workspace.admin_scope import (
     ProjectScopedAdmin,
     ProjectScopedInline,
+    ReadOnlyAdminMixin,
     scoped_related_filter,
     subquery_count,
 )
 from workspace.ids import parse_id
 from workspace.models import APIKey
-
-
-class ReadOnlyAdminMixin:
-    """Viewable by the users the admin's scope allows; never changed here."""
-
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class KeyApplicationFilter(admin.SimpleListFilter):

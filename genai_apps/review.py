@@ -451,4 +451,4 @@ def _day(moment):
 
 def plural(count, kind):
     singular, many = KIND_LABELS[kind]
-    return f"{count} {singular if count == 1 else many}"
+    return f"{count:,} {singular if count == 1 else many}"

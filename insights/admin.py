@@ -17,18 +17,11 @@ from insights.models import (
     UsagePrice,
     UsageRollup,
 )
-from workspace.admin_scope import ProjectScopedAdmin, scoped_related_filter
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request, *args):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from workspace.admin_scope import (
+    ProjectScopedAdmin,
+    ReadOnlyAdminMixin,
+    scoped_related_filter,
+)
 
 
 def recent_filter(field_name):
@@ -101,7 +94,7 @@ class StatusClassFilter(admin.SimpleListFilter):
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+class UsageEventAdmin(ReadOnlyAdminMixin, ProjectScopedAdmin):
     list_display = [
         "occurred_at",
         "project",
@@ -138,7 +131,7 @@ class UsageEventAdmin(ReadOnlyMixin, ProjectScopedAdmin):
 
 
 @admin.register(UsageRollup)
-class UsageRollupAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+class UsageRollupAdmin(ReadOnlyAdminMixin, ProjectScopedAdmin):
     list_display = [
         "bucket_start",
         "level",
@@ -162,7 +155,7 @@ class UsageRollupAdmin(ReadOnlyMixin, ProjectScopedAdmin):
 
 
 @admin.register(KeyRollup)
-class KeyRollupAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+class KeyRollupAdmin(ReadOnlyAdminMixin, ProjectScopedAdmin):
     list_display = [
         "bucket_start",
         "level",
@@ -184,7 +177,7 @@ class KeyRollupAdmin(ReadOnlyMixin, ProjectScopedAdmin):
 
 
 @admin.register(UsageHistogram)
-class UsageHistogramAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+class UsageHistogramAdmin(ReadOnlyAdminMixin, ProjectScopedAdmin):
     list_display = ["bucket_start", "level", "metric", "project", "application_id"]
     list_filter = [
         recent_filter("bucket_start"),
@@ -198,7 +191,7 @@ class UsageHistogramAdmin(ReadOnlyMixin, ProjectScopedAdmin):
 
 
 @admin.register(UsagePrice)
-class UsagePriceAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class UsagePriceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Price sets that events were costed with; shared by every project, so
     only superusers see them."""
 

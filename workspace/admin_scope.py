@@ -18,6 +18,19 @@ from workspace.ids import parse_id
 from workspace.models import MANAGER_ROLES, Membership
 
 
+class ReadOnlyAdminMixin:
+    """Viewable within the user's admin scope; never added, changed or deleted."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 def managed_project_ids(user):
     """Return the ids of projects the user governs, or None for every project.
 

@@ -101,7 +101,7 @@ class Provider(models.Model):
     context_path = models.CharField(
         max_length=63,
         validators=[context_path_validator],
-        help_text="The gateway serves this provider under /gateway/<context path>/v1/.",
+        help_text="The gateway serves this provider under /gateway/{context path}/v1/.",
     )
     vendor = models.CharField(max_length=32, choices=Vendor.choices)
     base_url = models.URLField(max_length=500, validators=[validate_upstream_url])
@@ -222,7 +222,7 @@ class AppProxy(models.Model):
     context_path = models.CharField(
         max_length=63,
         validators=[context_path_validator],
-        help_text="The gateway serves this proxy under /gateway/<context path>/v1/.",
+        help_text="The gateway serves this proxy under /gateway/{context path}/v1/.",
     )
     provider = models.ForeignKey(
         Provider, on_delete=models.PROTECT, related_name="proxies"

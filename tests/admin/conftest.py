@@ -6,12 +6,6 @@ from tests.factories import MembershipFactory, UserFactory
 from workspace.models import Role
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hasher(settings):
-    # The default PBKDF2 hasher takes most of each test's setup time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def superuser(db):
     return UserFactory(username="root", is_staff=True, is_superuser=True)

@@ -151,3 +151,11 @@ def test_admin_rejects_provider_name_taken_in_other_case(
 
     assert response.status_code == 200
     assert "A provider with this name already exists in the project." in response.text
+
+
+@pytest.mark.parametrize("model", ["provider", "appproxy"])
+def test_context_path_help_text_shows_the_gateway_path(super_client, project, model):
+    response = super_client.get(reverse(f"admin:workspace_{model}_add"))
+
+    assert "/gateway/{context path}/v1/" in response.text
+    assert "/gateway//v1/" not in response.text

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from genai_apps.models import KeyMapping, KeyMappingEvent, MappingReview
+from genai_apps.review import REVOKED_KEY, plural
 from tests.factories import (
     APIKeyFactory,
     GenAIApplicationFactory,
@@ -285,9 +286,30 @@ def test_review_covers_every_project_by_default(project, other_project, busy_key
     ("args", "message"),
     [
         (["--project", "nope"], "Project 'nope' not found"),
-        (["--stale-days", "-1"], "--stale-days must be 1 or more, got -1"),
-        (["--stale-days", "0"], "--stale-days must be 1 or more, got 0"),
-        (["--expiring-days", "-3"], "--expiring-days must be 0 or more, got -3"),
+        (
+            ["--stale-days", "-1"],
+            "--stale-days must be between 1 and 36,500 days, got -1",
+        ),
+        (
+            ["--stale-days", "0"],
+            "--stale-days must be between 1 and 36,500 days, got 0",
+        ),
+        (
+            ["--stale-days", "1000000"],
+            "--stale-days must be between 1 and 36,500 days, got 1,000,000",
+        ),
+        (
+            ["--stale-days", "99999999999"],
+            "--stale-days must be between 1 and 36,500 days, got 99,999,999,999",
+        ),
+        (
+            ["--expiring-days", "-3"],
+            "--expiring-days must be between 0 and 36,500 days, got -3",
+        ),
+        (
+            ["--expiring-days", "3000000"],
+            "--expiring-days must be between 0 and 36,500 days, got 3,000,000",
+        ),
         (["--apply"], "--apply only works with --detach"),
         (["--email", "not-an-address"], "'not-an-address' is not a valid email"),
     ],
@@ -380,6 +402,10 @@ def test_fail_on_findings_still_records_run(application, busy_key):
     assert MappingReview.objects.get().finding_count == 1
 
 
+def test_summary_counts_use_thousands_separators():
+    assert plural(4000, REVOKED_KEY) == "4,000 revoked keys"
+
+
 def test_email_sends_report(settings, application, busy_key):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mapped_key(application, name="old", revoked_at=timezone.now())
@@ -398,6 +424,48 @@ def test_email_sends_report(settings, application, busy_key):
     assert json.loads(content)["finding_count"] == 1
     assert mimetype == "application/json"
     assert "Sent the report to platform@example.com, b@example.com." in stdout
+
+
+def test_review_accepts_largest_day_counts(application, busy_key):
+    payload = review_json("--stale-days", "36500", "--expiring-days", "36500")
+
+    assert payload["options"]["stale_days"] == 36500
+
+
+def test_email_json_format_keeps_status_off_stdout(settings, application, busy_key):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+    stdout, stderr = run_review("--format", "json", "--email", "x@example.com")
+
+    assert json.loads(stdout)["finding_count"] == 0
+    assert "Sent the report to x@example.com." in stderr
+
+
+def test_email_to_console_backend_keeps_stdout_json(
+    settings, capsys, application, busy_key
+):
+    # No stdout or stderr arguments, so the command and the console backend
+    # write to the process streams, as on the command line.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+    call_command("review_mappings", "--format", "json", "--email", "x@example.com")
+
+    assert json.loads(capsys.readouterr().out)["finding_count"] == 0
+
+
+def test_email_to_console_backend_warns_nothing_was_sent(
+    settings, capsys, application, busy_key
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+    call_command("review_mappings", "--email", "x@example.com")
+    stdout, stderr = capsys.readouterr()
+
+    assert "Subject: Mapping review: nothing to report" in stderr
+    assert "Warning: the report for x@example.com was written to the console" in (
+        stderr
+    )
+    assert "Sent the report" not in stdout + stderr
 
 
 def test_email_says_nothing_to_report(settings, application, busy_key):

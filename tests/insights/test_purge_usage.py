@@ -104,11 +104,27 @@ def test_purge_rollups_option_deletes_old_buckets(events):
     assert "rollups kept" not in stdout
 
 
+def test_purge_accepts_largest_day_count(events):
+    stdout = run_purge("--older-than-days", "36500", "--dry-run")
+
+    assert stdout.startswith("Would delete 0 usage events")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--older-than-days", "0"], "--older-than-days must be 1 or more, got 0"),
-        (["--older-than-days", "-5"], "--older-than-days must be 1 or more, got -5"),
+        (
+            ["--older-than-days", "0"],
+            "--older-than-days must be between 1 and 36,500 days, got 0",
+        ),
+        (
+            ["--older-than-days", "-5"],
+            "--older-than-days must be between 1 and 36,500 days, got -5",
+        ),
+        (
+            ["--older-than-days", "99999999", "--dry-run"],
+            "--older-than-days must be between 1 and 36,500 days, got 99,999,999",
+        ),
         (
             ["--older-than-days", "5", "--batch-size", "0"],
             "--batch-size must be 1 or more, got 0",

@@ -1,8 +1,10 @@
 import dataclasses
+import sys
 import time
 
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.console import EmailBackend as ConsoleEmailBackend
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.utils import timezone
@@ -16,6 +18,7 @@ from genai_apps.review_output import (
     summary_line,
 )
 from genai_apps.services import detach_key
+from workspace.command_options import MAX_DAYS, check_days
 from workspace.models import APIKey, Project
 
 
@@ -44,13 +47,14 @@ class Command(BaseCommand):
             type=int,
             default=30,
             help="Days without traffic after which a key or application counts as "
-            "unused (default: 30).",
+            f"unused, 1 to {MAX_DAYS:,} (default: 30).",
         )
         parser.add_argument(
             "--expiring-days",
             type=int,
             default=14,
-            help="Report keys that expire within this many days (default: 14).",
+            help="Report keys that expire within this many days, 0 to "
+            f"{MAX_DAYS:,} (default: 14).",
         )
         parser.add_argument(
             "--format",
@@ -118,14 +122,8 @@ class Command(BaseCommand):
             )
 
     def _check_options(self, options):
-        if options["stale_days"] < 1:
-            raise CommandError(
-                f"--stale-days must be 1 or more, got {options['stale_days']}."
-            )
-        if options["expiring_days"] < 0:
-            raise CommandError(
-                f"--expiring-days must be 0 or more, got {options['expiring_days']}."
-            )
+        check_days("--stale-days", options["stale_days"], minimum=1)
+        check_days("--expiring-days", options["expiring_days"], minimum=0)
         if options["apply"] and not options["detach"]:
             raise CommandError("--apply only works with --detach.")
         for address in options["email"]:
@@ -194,21 +192,42 @@ class Command(BaseCommand):
     def _send_email(self, report, options, detach, summary, command_options):
         count = len(report.findings)
         subject = (
-            f"Mapping review: {count} finding{'' if count == 1 else 's'}"
+            f"Mapping review: {count:,} finding{'' if count == 1 else 's'}"
             if count
             else "Mapping review: nothing to report"
         )
         body = render_table(report) + "\n" + summary + "\n"
-        message = EmailMessage(subject=subject, body=body, to=command_options["email"])
+        connection = get_connection()
+        to_console = isinstance(connection, ConsoleEmailBackend)
+        if to_console:
+            # The console backend writes to stdout by default. Stdout must
+            # contain only the report, so the message goes to the raw stderr
+            # stream (call_command passes it in the options).
+            stream = command_options.get("stderr") or sys.stderr
+            connection = get_connection(stream=stream)
+        message = EmailMessage(
+            subject=subject,
+            body=body,
+            to=command_options["email"],
+            connection=connection,
+        )
         message.attach(
             "mapping-review.json",
             render_json(report, options, detach),
             "application/json",
         )
         message.send()
-        self._notice(command_options["format"]).write(
-            f"Sent the report to {', '.join(command_options['email'])}."
-        )
+        recipients = ", ".join(command_options["email"])
+        if to_console:
+            self.stderr.write(
+                f"Warning: the report for {recipients} was written to the console "
+                "(stderr), not sent, because EMAIL_BACKEND is the console backend. "
+                "Set EMAIL_BACKEND and EMAIL_HOST to send mail."
+            )
+        else:
+            self._notice(command_options["format"]).write(
+                f"Sent the report to {recipients}."
+            )
 
     def _record_run(self, project, options, report, detach, started):
         MappingReview.objects.create(

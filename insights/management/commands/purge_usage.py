@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from insights.models import UsageEvent
+from workspace.command_options import MAX_DAYS, check_days
 from workspace.models import Project
 
 DEFAULT_BATCH_SIZE = 10_000
@@ -37,7 +38,8 @@ class Command(BaseCommand):
             type=int,
             required=True,
             metavar="DAYS",
-            help="Delete events recorded more than this many days ago.",
+            help="Delete events recorded more than this many days ago, 1 to "
+            f"{MAX_DAYS:,}.",
         )
         parser.add_argument(
             "--project",
@@ -64,8 +66,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         days = options["older_than_days"]
-        if days < 1:
-            raise CommandError(f"--older-than-days must be 1 or more, got {days}.")
+        check_days("--older-than-days", days, minimum=1)
         if options["batch_size"] < 1:
             raise CommandError(
                 f"--batch-size must be 1 or more, got {options['batch_size']}."
