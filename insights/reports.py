@@ -46,7 +46,17 @@ class Figure:
 
     @property
     def change(self):
-        """Relative change as a fraction, or None when either side is missing or zero."""
+        """The change against the previous period, or None when it has no meaning.
+
+        For rates (kind "percent") it is the difference in percentage points
+        as a fraction (0.004 is +0.4 pp), because a relative change of a rate
+        reads as points. For everything else it is the relative change, None
+        when either side is missing or the previous value is zero.
+        """
+        if self.kind == "percent":
+            if self.value is None or self.previous is None:
+                return None
+            return float(self.value) - float(self.previous)
         if self.value is None or self.previous in (None, 0):
             return None
         return (float(self.value) - float(self.previous)) / float(self.previous)

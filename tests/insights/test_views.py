@@ -188,7 +188,7 @@ def test_custom_range_in_timezone(client, owner, application, traffic):
         ({"range": "custom", "start": "2026-02-01"}, "needs a start and an end"),
         ({"start": "2026-02-05", "end": "2026-02-01"}, "end date is before"),
         ({"tz": "Mars/Olympus"}, "Unknown timezone"),
-        ({"start": "yesterday", "end": "2026-02-01"}, "Enter a valid date"),
+        ({"start": "yesterday", "end": "2026-02-01"}, "Start date: enter a date"),
     ],
 )
 def test_bad_options_show_an_error_not_a_500(
@@ -202,6 +202,21 @@ def test_bad_options_show_an_error_not_a_500(
 
     assert response.status_code == 200
     assert message in response.content.decode()
+
+
+def test_invalid_start_date_gives_one_message_naming_the_field(
+    client, owner, application
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"start": "2026-02-31", "end": "2026-03-05"},
+    )
+
+    assert response.context["form"].errors == {
+        "start": ["Start date: enter a date as YYYY-MM-DD."]
+    }
 
 
 def test_timezone_cookie_sets_display_zone(client, owner, application):
