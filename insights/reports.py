@@ -382,6 +382,11 @@ def overview_report(project, period, application_names):
     return report
 
 
+def unattached_row(totals, grand_total):
+    """The row of usage from keys attached to no application."""
+    return _row(_app_name({}, 0), totals, grand_total)
+
+
 def _app_name(names, application_id):
     if application_id == 0:
         return "No application"
@@ -414,6 +419,7 @@ def _row(name, totals, grand_total):
         "reasoning_tokens": totals.reasoning_tokens,
         "cost": totals.cost,
         "cost_is_partial": totals.cost_is_partial,
+        "unpriced_requests": totals.unpriced_requests,
         "request_share": share(totals.requests, grand_total.requests),
         "cost_share": share(totals.cost, grand_total.cost or Decimal(0)),
     }

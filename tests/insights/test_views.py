@@ -262,6 +262,89 @@ def test_event_export_lists_every_event(client, owner, application, traffic):
     assert rows[0][0] == "event_id"
 
 
+def test_key_export_names_prefix_and_unpriced_requests(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "keys"},
+    )
+
+    header, row = read_csv(response)
+    record = dict(zip(header, row, strict=True))
+    assert record["prefix"] == traffic.prefix
+    # The "mystery" model and the model-less rate-limited call have no price.
+    assert record["unpriced_requests"] == "1"
+
+
+def test_model_export_counts_unpriced_requests(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "models"},
+    )
+
+    rows = read_csv(response)
+    by_name = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert by_name["mystery"]["unpriced_requests"] == "1"
+    assert by_name["mystery"]["cost_usd"] == ""
+    assert by_name["gpt-4o-mini"]["unpriced_requests"] == "0"
+
+
+def test_applications_export_has_a_row_for_unattached_keys(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:overview-export", args=["acme"]),
+        {"range": "24h", "table": "applications"},
+    )
+
+    rows = read_csv(response)
+    assert [row[:2] for row in rows[1:]] == [
+        ["Support Bot", "7"],
+        ["No application", "1"],
+    ]
+
+
+def test_event_export_identifies_keys_and_uses_the_chosen_timezone(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "events", "tz": "Asia/Kolkata"},
+    )
+
+    rows = read_csv(response)
+    record = dict(zip(rows[0], rows[1], strict=True))
+    assert record["key_name"] == "'=HYPERLINK(1)"
+    assert record["key_prefix"] == traffic.prefix
+    assert record["occurred_at"].endswith("+05:30")
+    assert datetime.datetime.fromisoformat(record["occurred_at"]).tzinfo is not None
+
+
+def test_export_file_name_has_application_slug_and_id(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "keys"},
+    )
+
+    assert (
+        f'filename="acme-support-bot-{application.pk}-keys-'
+        in (response["Content-Disposition"])
+    )
+
+
 def test_series_export_matches_page_totals(client, owner, application, traffic):
     client.force_login(owner)
 
