@@ -9,7 +9,7 @@ import dataclasses
 import datetime
 from decimal import Decimal
 
-from insights import queries
+from insights import histograms, queries
 from insights.models import ErrorType, HistogramMetric, KeyRollup
 
 LATENCY = HistogramMetric.LATENCY
@@ -198,9 +198,12 @@ def _common(project_id, period, application_id):
     previous_dist = queries.range_distribution(
         project_id, period.previous.start, period.previous.end, application_id
     )
-    latency_p50 = [_percentile(d, 0.5) for d in dist_per_bucket[LATENCY]]
-    latency_p95 = [_percentile(d, 0.95) for d in dist_per_bucket[LATENCY]]
-    ttft_p50 = [_percentile(d, 0.5) for d in dist_per_bucket[TTFT]]
+    latency = [
+        histograms.percentiles(d.counts, (0.5, 0.95)) for d in dist_per_bucket[LATENCY]
+    ]
+    latency_p50 = [p50 for p50, _ in latency]
+    latency_p95 = [p95 for _, p95 in latency]
+    ttft_p50 = [histograms.percentile(d.counts, 0.5) for d in dist_per_bucket[TTFT]]
 
     charts = {
         "volume": {
