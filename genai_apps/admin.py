@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 
 from genai_apps.models import (
     GenAIApplication,
@@ -34,6 +35,7 @@ from workspace.admin_scope import (
     scoped_related_filter,
     subquery_count,
 )
+from workspace.ids import parse_id
 from workspace.models import APIKey
 
 
@@ -67,9 +69,10 @@ class KeyApplicationFilter(admin.SimpleListFilter):
             return queryset
         if value == "none":
             return queryset.filter(mapping__isnull=True)
-        if not value.isdigit():
+        application_id = parse_id(value)
+        if application_id is None:
             return queryset.none()
-        return queryset.filter(mapping__application_id=int(value))
+        return queryset.filter(mapping__application_id=application_id)
 
 
 @admin.register(APIKey)
@@ -205,7 +208,11 @@ class APIKeyAdmin(ProjectScopedAdmin):
                 )
                 detached += 1
         skipped = len(queryset) - detached
-        message = f"Detached {_count_keys(detached)} from their application."
+        message = ngettext(
+            "Detached %(count)d API key from its application.",
+            "Detached %(count)d API keys from their applications.",
+            detached,
+        ) % {"count": detached}
         if skipped:
             message += f" {_count_keys(skipped)} had no application."
         self.message_user(request, message, messages.SUCCESS)

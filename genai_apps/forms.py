@@ -6,6 +6,7 @@ from django.db.models.functions import Lower
 
 from genai_apps.models import APPLICATION_NAME_MAX_LENGTH, GenAIApplication
 from workspace.forms import resolve_target, target_choices
+from workspace.ids import MAX_ID
 from workspace.models import APIKey, KeyStatus
 
 
@@ -78,11 +79,12 @@ class KeyIdsField(forms.Field):
             value = [value]
         ids = []
         for raw in value:
-            if not str(raw).strip().isdigit():
+            text = str(raw).strip()
+            if not (text.isascii() and text.isdigit()):
                 raise forms.ValidationError(
                     f"“{raw}” is not a valid API key id; pick keys from the list."
                 )
-            ids.append(int(raw))
+            ids.append(int(text))
         return list(dict.fromkeys(ids))
 
 
@@ -107,9 +109,11 @@ class AttachKeysForm(forms.Form):
         ids = self.cleaned_data["keys"]
         found = {
             key.pk: key
-            for key in APIKey.objects.filter(pk__in=ids).select_related(
-                "mapping__application"
-            )
+            # An id beyond the column's range matches no key and is reported
+            # as not found; SQLite cannot even bind it.
+            for key in APIKey.objects.filter(
+                pk__in=[key_id for key_id in ids if key_id <= MAX_ID]
+            ).select_related("mapping__application")
         }
         errors = []
         keys = []

@@ -7,6 +7,8 @@ from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import reswap, retarget, trigger_client_event
 from django_tables2 import RequestConfig
@@ -16,6 +18,7 @@ from genai_apps.forms import ApplicationForm, AttachKeysForm, PickerFilterForm
 from genai_apps.models import GenAIApplication, KeyMapping, KeyMappingEvent
 from genai_apps.tables import ApplicationTable, HistoryTable, MappedKeyTable
 from workspace.access import get_membership, require_editor
+from workspace.ids import parse_id
 from workspace.models import APIKey
 from workspace.rendering import render_page
 
@@ -243,15 +246,19 @@ def attach_keys(request, project_slug, application_id):
     matching = list(filter_form.filter(attachable)[:PICKER_LIMIT])
     selected = request.POST.getlist("keys") or request.GET.getlist("keys")
     # Ticked keys stay listed while the search changes, so they are saved.
-    ticked = attachable.filter(
-        pk__in=[value for value in selected if value.isdigit()]
-    ).exclude(pk__in=[key.pk for key in matching])
+    ticked_ids = [key_id for key_id in map(parse_id, selected) if key_id is not None]
+    ticked = attachable.filter(pk__in=ticked_ids).exclude(
+        pk__in=[key.pk for key in matching]
+    )
+    keys = [*ticked, *matching]
+    selected = set(selected)
     context = {
         "application": application,
         "form": form,
         "filter_form": filter_form,
-        "keys": [*ticked, *matching],
-        "selected": set(selected),
+        "keys": keys,
+        "selected": selected,
+        "selected_count": sum(str(key.pk) in selected for key in keys),
         "is_truncated": len(matching) == PICKER_LIMIT,
         "nav_section": "applications",
     }
@@ -270,9 +277,14 @@ def _attach(form, application, user):
 
 
 def _attached_response(request, membership, application, attached):
-    notice = f"Attached {attached} API key{'s' if attached != 1 else ''}."
+    messages.success(
+        request,
+        ngettext(
+            "Attached %(count)d API key.", "Attached %(count)d API keys.", attached
+        )
+        % {"count": attached},
+    )
     if not request.htmx:
-        messages.success(request, notice)
         return redirect(
             "genai_apps:application-detail",
             project_slug=membership.project.slug,
@@ -284,7 +296,6 @@ def _attached_response(request, membership, application, attached):
     context = {
         "application": application,
         "can_edit": membership.can_edit,
-        "notice": notice,
         **_keys_and_history(request, application, membership.can_edit),
     }
     response = render_page(
@@ -293,6 +304,11 @@ def _attached_response(request, membership, application, attached):
         context,
         partial="keys-and-history",
     )
+    # The new message replaces the messages area out of band, so a message
+    # from before (like "Application … created.") does not stay above it.
+    response.content += render_to_string(
+        "_messages.html", {"oob": True}, request=request
+    ).encode()
     response = retarget(response, "#keys-and-history")
     response = reswap(response, "outerHTML")
     return trigger_client_event(response, "close-modal")

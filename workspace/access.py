@@ -38,3 +38,9 @@ def projects_for_user(user):
     if not user.is_authenticated:
         return Project.objects.none()
     return Project.objects.filter(memberships__user=user).order_by("name")
+
+
+def require_manager(membership, reason):
+    """Raise 403 unless the member is an owner or admin of the project."""
+    if not membership.can_manage:
+        raise PermissionDenied(reason)

@@ -28,6 +28,7 @@ from workspace.models import (
     Provider,
     ProviderModel,
 )
+from workspace.validators import validate_upstream_url
 
 admin.site.site_header = "AI Workspace administration"
 admin.site.site_title = "AI Workspace admin"
@@ -152,7 +153,12 @@ class ProviderAdminForm(SameProjectForm):
         required=False,
     )
 
-    base_url = forms.URLField(label="Base URL", max_length=500, assume_scheme="https")
+    base_url = forms.URLField(
+        label="Base URL",
+        max_length=500,
+        assume_scheme="https",
+        validators=[validate_upstream_url],
+    )
 
     class Meta:
         model = Provider

@@ -14,6 +14,7 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from workspace.ids import parse_id
 from workspace.models import MANAGER_ROLES, Membership
 
 
@@ -172,9 +173,10 @@ def scoped_related_filter(field_path, title):
             value = self.value()
             if value is None:
                 return queryset
-            if not value.isdigit():
+            pk = parse_id(value)
+            if pk is None:
                 return queryset.none()
-            return queryset.filter(**{f"{field_path}_id": int(value)})
+            return queryset.filter(**{f"{field_path}_id": pk})
 
     ScopedRelatedFilter.title = title
     return ScopedRelatedFilter

@@ -3,11 +3,16 @@
 from urllib.parse import urlsplit
 
 from django import forms
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Lower
 from django.forms import inlineformset_factory
 from django.utils import timezone
 
+from genai_apps.models import GenAIApplication
+from workspace.ids import parse_id
 from workspace.models import (
+    MAX_TOKENS_LIMIT,
+    MAX_TOKENS_MESSAGE,
     APIKey,
     AppProxy,
     KeyStatus,
@@ -15,6 +20,7 @@ from workspace.models import (
     ProviderModel,
     Vendor,
 )
+from workspace.validators import validate_upstream_url
 
 
 def context_path_owner(project, context_path, exclude=None):
@@ -31,6 +37,41 @@ def context_path_owner(project, context_path, exclude=None):
         if owner is not None:
             return owner
     return None
+
+
+def find_by_name(model, project, name, exclude=None):
+    """Return the project's provider or proxy named name, ignoring case.
+
+    Lower() on both sides matches the constraints provider_unique_name_ci
+    and proxy_unique_name_ci.
+    """
+    queryset = (
+        model.objects.filter(project=project)
+        .annotate(name_lower=Lower("name"))
+        .filter(name_lower=Lower(Value(name)))
+    )
+    if exclude is not None and exclude.pk:
+        queryset = queryset.exclude(pk=exclude.pk)
+    return queryset.first()
+
+
+class UniqueNameMixin:
+    """Form mixin that rejects a name used by another provider or proxy."""
+
+    kind_with_article = ""
+
+    def clean_name(self):
+        # CharField has already stripped surrounding whitespace.
+        name = self.cleaned_data["name"]
+        model = self._meta.model
+        existing = find_by_name(model, self.project, name, exclude=self.instance)
+        if existing is not None:
+            raise forms.ValidationError(
+                f"{self.kind_with_article} named “{existing.name}” already exists "
+                "in this project (names are compared without regard to case). "
+                "Choose another name."
+            )
+        return name
 
 
 class ContextPathMixin:
@@ -56,9 +97,18 @@ BASE_URL_HELP = (
 )
 
 
-class ProviderForm(ContextPathMixin, forms.ModelForm):
+class ProviderForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
+    kind_with_article = "A provider"
     base_url = forms.URLField(
-        label="Base URL", max_length=500, assume_scheme="https", help_text=BASE_URL_HELP
+        label="Base URL",
+        max_length=500,
+        assume_scheme="https",
+        help_text=BASE_URL_HELP,
+        validators=[validate_upstream_url],
+        error_messages={
+            "required": "Enter the base URL of the upstream API.",
+            "invalid": "Enter a full URL, like https://api.openai.com/v1.",
+        },
     )
     credential = forms.CharField(
         label="Upstream credential",
@@ -79,12 +129,31 @@ class ProviderForm(ContextPathMixin, forms.ModelForm):
         model = Provider
         fields = ["name", "context_path", "vendor", "base_url", "api_version"]
         labels = {"api_version": "API version"}
+        help_texts = {"name": "Unique in the project, without regard to case."}
+        error_messages = {
+            "name": {"required": "Enter a name for the provider."},
+            "context_path": {"required": "Enter a context path, like openai-prod."},
+            "vendor": {"required": "Choose the vendor of the upstream API."},
+        }
 
-    def __init__(self, *args, project, **kwargs):
+    def __init__(self, *args, project, read_only=False, **kwargs):
         self.project = project
         super().__init__(*args, **kwargs)
         self.fields["name"].widget.attrs["autofocus"] = True
-        if self.instance.pk and self.instance.has_credential:
+        self.fields["vendor"].choices = [("", "Choose…"), *Vendor.choices]
+        has_credential = self.instance.pk and self.instance.has_credential
+        if read_only:
+            # Editing instructions mean nothing to someone who cannot edit.
+            del self.fields["remove_credential"]
+            self.fields["name"].help_text = ""
+            self.fields["credential"].help_text = (
+                "A credential is stored; it is never shown."
+                if has_credential
+                else "No credential is stored."
+            )
+            for field in self.fields.values():
+                field.disabled = True
+        elif has_credential:
             self.fields["credential"].help_text = (
                 "A credential is stored. Leave empty to keep it, or enter a new "
                 "one to replace it. It is never shown again."
@@ -191,6 +260,9 @@ class ProviderModelForm(forms.ModelForm):
 
 class BaseProviderModelFormSet(forms.BaseInlineFormSet):
     def clean(self):
+        # Checked before Django's own unique check, whose message ("Please
+        # correct the duplicate data for name.") does not say which model.
+        self._check_duplicate_names()
         super().clean()
         if not self.instance.pk:
             return
@@ -199,6 +271,22 @@ class BaseProviderModelFormSet(forms.BaseInlineFormSet):
                 f"The model “{name}” is allowed by the App LLM Proxy “{proxy.name}”. "
                 "Remove it from the proxy's allowed models first, or keep it here."
             )
+
+    def _check_duplicate_names(self):
+        seen = set()
+        for form in self.forms:
+            if not form.has_changed() and not form.initial:
+                continue
+            if self.can_delete and self._should_delete_form(form):
+                continue
+            name = getattr(form, "cleaned_data", {}).get("name")
+            if not name:
+                continue
+            if name in seen:
+                raise forms.ValidationError(
+                    f"The model “{name}” is listed more than once; keep one row for it."
+                )
+            seen.add(name)
 
     def _removed_models_in_use(self):
         """Yield (model name, proxy) for removed or renamed models a proxy allows."""
@@ -226,54 +314,80 @@ ProviderModelFormSet = inlineformset_factory(
 )
 
 
-def _model_choices(project):
-    """Group the project's models by provider as "<provider id>:<model name>"."""
+def _models_by_provider(project):
+    """Map each provider id of the project to its "<provider id>:<model>" choices."""
     providers = Provider.objects.filter(project=project).prefetch_related("models")
-    return [
-        (
-            provider.name,
+    return {
+        provider.pk: (
+            provider,
             [
                 (f"{provider.pk}:{model.name}", model.name)
                 for model in provider.models.all()
             ],
         )
         for provider in providers
-        if provider.models.all()
-    ]
+    }
 
 
-class AppProxyForm(ContextPathMixin, forms.ModelForm):
+class AppProxyForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
+    kind_with_article = "An App LLM Proxy"
     allowed_models = forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Pick models of the chosen provider; none picked allows all its models.",
     )
+    max_tokens = forms.IntegerField(
+        label="Max tokens guardrail",
+        required=False,
+        widget=forms.NumberInput(attrs={"min": 1, "max": MAX_TOKENS_LIMIT}),
+        help_text="Largest max_tokens a request may ask for; empty for no limit.",
+        error_messages={"invalid": MAX_TOKENS_MESSAGE},
+    )
 
     class Meta:
         model = AppProxy
         fields = ["name", "context_path", "provider", "max_tokens"]
-        labels = {"max_tokens": "Max tokens guardrail"}
+        help_texts = {"name": "Unique in the project, without regard to case."}
+        error_messages = {
+            "name": {"required": "Enter a name for the App LLM Proxy."},
+            "provider": {
+                "required": "Choose the provider this proxy forwards to.",
+                "invalid_choice": "Choose a provider of this project.",
+            },
+        }
 
     def __init__(self, *args, project, **kwargs):
         self.project = project
         super().__init__(*args, **kwargs)
         self.fields["name"].widget.attrs["autofocus"] = True
         self.fields["provider"].queryset = Provider.objects.filter(project=project)
-        self.fields["allowed_models"].choices = _model_choices(project)
-        self.fields["max_tokens"].min_value = 1
-        self.fields["max_tokens"].widget.attrs["min"] = 1
+        self.fields["provider"].empty_label = "Choose…"
+        models = _models_by_provider(project)
+        # Every provider's models stay valid choices, so that clean() can name
+        # the model that belongs elsewhere; only the chosen provider's are shown.
+        self.fields["allowed_models"].choices = [
+            (provider.name, choices) for provider, choices in models.values() if choices
+        ]
+        self.chosen_provider, shown = models.get(self._chosen_provider_id(), (None, []))
+        self.fields["allowed_models"].widget.choices = shown
         if self.instance.pk:
             self.initial["allowed_models"] = [
                 f"{self.instance.provider_id}:{name}"
                 for name in self.instance.allowed_models
             ]
 
+    def _chosen_provider_id(self):
+        if self.is_bound:
+            return parse_id(self.data.get(self.add_prefix("provider"), ""))
+        chosen = self.initial.get("provider")
+        if isinstance(chosen, Provider):
+            return chosen.pk
+        return parse_id(chosen) if chosen else None
+
     def clean_max_tokens(self):
         max_tokens = self.cleaned_data.get("max_tokens")
-        if max_tokens is not None and max_tokens < 1:
-            raise forms.ValidationError(
-                "Enter a whole number of at least 1, or leave empty."
-            )
+        if max_tokens is not None and not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
+            raise forms.ValidationError(MAX_TOKENS_MESSAGE)
         return max_tokens
 
     def clean(self):
@@ -316,8 +430,9 @@ def target_choices(project):
 
 def resolve_target(project, value):
     """Return (provider, proxy) for a "kind:id" value, one of them None."""
-    kind, _, pk = value.partition(":")
-    if not pk.isdigit():
+    kind, _, raw_pk = value.partition(":")
+    pk = parse_id(raw_pk)
+    if pk is None:
         return None, None
     if kind == "provider":
         return Provider.objects.filter(project=project, pk=pk).first(), None
@@ -395,6 +510,7 @@ class KeyFilterForm(forms.Form):
         required=False, choices=[("", "Any status"), *KeyStatus.choices]
     )
     target = forms.ChoiceField(label="Provider or proxy", required=False)
+    application = forms.ChoiceField(required=False)
 
     def __init__(self, *args, project, **kwargs):
         self.project = project
@@ -402,6 +518,11 @@ class KeyFilterForm(forms.Form):
         self.fields["target"].choices = [
             ("", "Any provider or proxy"),
             *target_choices(project),
+        ]
+        self.fields["application"].choices = [
+            ("", "Any application"),
+            (NO_APPLICATION, "No application"),
+            *application_choices(project),
         ]
 
     def filter(self, queryset):
@@ -417,4 +538,25 @@ class KeyFilterForm(forms.Form):
         if self.cleaned_data["target"]:
             provider, proxy = resolve_target(self.project, self.cleaned_data["target"])
             queryset = queryset.filter(provider=provider, proxy=proxy)
+        application = self.cleaned_data["application"]
+        if application == NO_APPLICATION:
+            queryset = queryset.filter(mapping__isnull=True)
+        elif application:
+            queryset = queryset.filter(mapping__application_id=int(application))
         return queryset
+
+
+# The API Keys filter value for keys that belong to no application:
+# /p/<slug>/keys/?application=none
+NO_APPLICATION = "none"
+
+
+def application_choices(project):
+    """Return the project's live applications as (id, name) choices, by name."""
+    applications = (
+        GenAIApplication.objects.live()
+        .filter(project=project)
+        .order_by("name")
+        .only("name")
+    )
+    return [(str(application.pk), application.name) for application in applications]

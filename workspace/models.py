@@ -2,12 +2,14 @@ import hashlib
 import secrets
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from workspace import crypto
+from workspace.validators import validate_upstream_url
 
 KEY_SECRET_PREFIX = "aiw-"
 # The prefix shown after creation: "aiw-" plus 8 characters of the secret.
@@ -76,6 +78,11 @@ class Membership(models.Model):
     def can_edit(self):
         return self.role in EDITOR_ROLES
 
+    @property
+    def can_manage(self):
+        """Owners and admins; only they change providers, which hold credentials."""
+        return self.role in MANAGER_ROLES
+
 
 class Vendor(models.TextChoices):
     OPENAI = "openai", "OpenAI"
@@ -97,7 +104,7 @@ class Provider(models.Model):
         help_text="The gateway serves this provider under /gateway/<context path>/v1/.",
     )
     vendor = models.CharField(max_length=32, choices=Vendor.choices)
-    base_url = models.URLField(max_length=500)
+    base_url = models.URLField(max_length=500, validators=[validate_upstream_url])
     api_version = models.CharField(
         max_length=32,
         blank=True,
@@ -121,7 +128,15 @@ class Provider(models.Model):
             models.UniqueConstraint(
                 fields=["project", "context_path"],
                 name="provider_unique_context_path",
-            )
+            ),
+            models.UniqueConstraint(
+                "project",
+                Lower("name"),
+                name="provider_unique_name_ci",
+                violation_error_message=(
+                    "A provider with this name already exists in the project."
+                ),
+            ),
         ]
 
     def __str__(self):
@@ -189,6 +204,14 @@ class ProviderModel(models.Model):
         return self.name
 
 
+# The largest max_tokens guardrail a proxy accepts; no model produces
+# anywhere near this many tokens in one response.
+MAX_TOKENS_LIMIT = 1_000_000
+MAX_TOKENS_MESSAGE = (
+    f"Enter a whole number from 1 to {MAX_TOKENS_LIMIT:,}, or leave empty for no limit."
+)
+
+
 class AppProxy(models.Model):
     """An application-specific endpoint over one provider, with guardrails."""
 
@@ -212,6 +235,10 @@ class AppProxy(models.Model):
     max_tokens = models.PositiveIntegerField(
         null=True,
         blank=True,
+        validators=[
+            MinValueValidator(1, MAX_TOKENS_MESSAGE),
+            MaxValueValidator(MAX_TOKENS_LIMIT, MAX_TOKENS_MESSAGE),
+        ],
         help_text="Largest max_tokens a request may ask for; empty for no limit.",
     )
     created_by = models.ForeignKey(
@@ -231,7 +258,15 @@ class AppProxy(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["project", "context_path"], name="proxy_unique_context_path"
-            )
+            ),
+            models.UniqueConstraint(
+                "project",
+                Lower("name"),
+                name="proxy_unique_name_ci",
+                violation_error_message=(
+                    "An App LLM Proxy with this name already exists in the project."
+                ),
+            ),
         ]
 
     def __str__(self):

@@ -13,7 +13,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_tables2 import RequestConfig
 
 from workspace import pricing
-from workspace.access import get_membership, projects_for_user, require_editor
+from workspace.access import (
+    get_membership,
+    projects_for_user,
+    require_editor,
+    require_manager,
+)
 from workspace.forms import (
     APIKeyForm,
     AppProxyForm,
@@ -82,9 +87,26 @@ def provider_list(request, project_slug):
     context = {
         "table": table,
         "nav_section": "providers",
-        "can_edit": membership.can_edit,
+        "can_edit": membership.can_manage,
+        "read_only_reason": _provider_read_only_reason(membership),
     }
     return render(request, "workspace/provider_list.html", context)
+
+
+# Providers hold the upstream credentials and decide where the gateway
+# sends requests, so only owners and admins change them; see docs/ui.md.
+PROVIDER_MANAGERS_ONLY = (
+    "Only project owners and admins can add or change LLM providers, because "
+    "providers hold upstream credentials."
+)
+
+
+def _provider_read_only_reason(membership):
+    if membership.can_manage:
+        return ""
+    if membership.can_edit:
+        return PROVIDER_MANAGERS_ONLY
+    return "You have read-only access to this project."
 
 
 @sensitive_post_parameters("credential")
@@ -92,7 +114,7 @@ def provider_list(request, project_slug):
 @login_required
 def provider_create(request, project_slug):
     membership = get_membership(request, project_slug)
-    require_editor(membership)
+    require_manager(membership, PROVIDER_MANAGERS_ONLY)
     return _provider_form_page(
         request, membership, Provider(project=membership.project)
     )
@@ -105,17 +127,18 @@ def provider_edit(request, project_slug, provider_id):
     membership = get_membership(request, project_slug)
     provider = get_object_or_404(Provider, project=membership.project, pk=provider_id)
     if request.method == "POST":
-        require_editor(membership)
+        require_manager(membership, PROVIDER_MANAGERS_ONLY)
     return _provider_form_page(request, membership, provider)
 
 
 def _provider_form_page(request, membership, provider):
     project = membership.project
     data = request.POST if request.method == "POST" else None
-    form = ProviderForm(data, instance=provider, project=project)
+    form = ProviderForm(
+        data, instance=provider, project=project, read_only=not membership.can_manage
+    )
     formset = ProviderModelFormSet(data, instance=provider, prefix="models")
-    if not membership.can_edit:
-        _disable_form(form)
+    if not membership.can_manage:
         for model_form in formset:
             _disable_form(model_form)
 
@@ -144,7 +167,8 @@ def _provider_form_page(request, membership, provider):
         "formset": formset,
         "provider": provider if provider.pk else None,
         "nav_section": "providers",
-        "can_edit": membership.can_edit,
+        "can_edit": membership.can_manage,
+        "read_only_reason": _provider_read_only_reason(membership),
     }
     return render(request, "workspace/provider_form.html", context)
 
@@ -214,7 +238,9 @@ def proxy_edit(request, project_slug, proxy_id):
 def _proxy_form_page(request, membership, proxy):
     project = membership.project
     data = request.POST if request.method == "POST" else None
-    form = AppProxyForm(data, instance=proxy, project=project)
+    # The provider select reloads the model choices with ?provider=<id>.
+    initial = {"provider": request.GET["provider"]} if "provider" in request.GET else {}
+    form = AppProxyForm(data, instance=proxy, project=project, initial=initial)
     if not membership.can_edit:
         _disable_form(form)
 
@@ -241,7 +267,9 @@ def _proxy_form_page(request, membership, proxy):
         "nav_section": "proxies",
         "can_edit": membership.can_edit,
     }
-    return render(request, "workspace/proxy_form.html", context)
+    return render_page(
+        request, "workspace/proxy_form.html", context, partial="allowed-models"
+    )
 
 
 # API keys
@@ -272,7 +300,9 @@ def key_list(request, project_slug):
     context = {
         "table": table,
         "filter_form": filter_form,
-        "is_filtered": any(request.GET.get(name) for name in ("q", "status", "target")),
+        "is_filtered": any(
+            request.GET.get(name) for name in ("q", "status", "target", "application")
+        ),
         "has_keys": APIKey.objects.filter(project=membership.project).exists(),
         "nav_section": "keys",
         "can_edit": membership.can_edit,

@@ -76,3 +76,16 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     location.assign(url);
   }
 });
+
+// Key picker: say how many keys are ticked; ticked keys stay listed (and
+// ticked) when the search or filter changes, which is otherwise invisible.
+document.addEventListener("change", (event) => {
+  const picker = event.target.closest("#key-picker");
+  if (!picker || event.target.name !== "keys") return;
+  const line = picker.querySelector("#picker-selection");
+  if (!line) return;
+  const count = picker.querySelectorAll("input[name=keys]:checked").length;
+  line.textContent = count
+    ? `${count} key${count === 1 ? "" : "s"} selected (kept when you search or filter)`
+    : "";
+});

@@ -133,7 +133,7 @@ def test_detach_goes_through_audit_trail(super_client, superuser, project):
     response = post_action(super_client, "detach_keys", [mapping.key, unmapped])
 
     assert messages_of(response) == [
-        "Detached 1 API key from their application. 1 API key had no application."
+        "Detached 1 API key from its application. 1 API key had no application."
     ]
     assert not KeyMapping.objects.exists()
     event = KeyMappingEvent.objects.get()
@@ -207,3 +207,12 @@ def test_revoke_is_logged_in_key_history(super_client, project):
 
     entry = LogEntry.objects.get(object_id=str(key.pk))
     assert entry.get_change_message() == "Revoked with the admin action."
+
+
+def test_detach_message_counts_keys_in_plural(super_client, project):
+    first = KeyMappingFactory(application__project=project)
+    second = KeyMappingFactory(application__project=project)
+
+    response = post_action(super_client, "detach_keys", [first.key, second.key])
+
+    assert messages_of(response) == ["Detached 2 API keys from their applications."]

@@ -126,3 +126,28 @@ def test_add_provider_records_creator_and_credential(super_client, superuser, pr
     provider = Provider.objects.get(name="Local vLLM")
     assert provider.created_by == superuser
     assert provider.get_credential() == "sk-local"
+
+
+def test_admin_rejects_metadata_base_url(super_client, provider):
+    data = form_data(super_client.get(change_url(provider)))
+    data["base_url"] = "http://169.254.169.254/v1"
+
+    response = super_client.post(change_url(provider), data)
+
+    assert response.status_code == 200
+    assert "is a link-local or cloud metadata address" in response.text
+    provider.refresh_from_db()
+    assert provider.base_url == "http://127.0.0.1:9/v1"
+
+
+def test_admin_rejects_provider_name_taken_in_other_case(
+    super_client, project, provider
+):
+    other = ProviderFactory(project=project, name="Other")
+    data = form_data(super_client.get(change_url(other)))
+    data["name"] = "ACME openai"
+
+    response = super_client.post(change_url(other), data)
+
+    assert response.status_code == 200
+    assert "A provider with this name already exists in the project." in response.text

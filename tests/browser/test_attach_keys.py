@@ -66,3 +66,34 @@ def test_attach_two_keys_and_remove_one(page, live_server, project, owner):
     key = APIKey.objects.get(pk=first.pk)
     assert key.revoked_at is None
     assert not KeyMapping.objects.filter(key=key).exists()
+
+
+def test_picker_counts_ticked_keys_and_attach_replaces_messages(
+    page, live_server, project, owner
+):
+    provider = ProviderFactory(project=project, name="OpenAI")
+    first = APIKeyFactory(project=project, provider=provider, name="support-prod")
+    second = APIKeyFactory(project=project, provider=provider, name="billing-prod")
+    sign_in(page, live_server, owner)
+    page.click("text=+ Create Application")
+    page.fill("#id_name", "Support Bot")
+    page.click("button:has-text('Create')")
+    page.wait_for_selector("#messages:has-text('Application “Support Bot” created.')")
+
+    page.click("text=Attach API Keys")
+    page.wait_for_selector("dialog#modal[open] #key-picker")
+    page.check(f"#pick-key-{first.pk}")
+    page.check(f"#pick-key-{second.pk}")
+    selection = page.locator("#picker-selection")
+    assert selection.inner_text() == "2 keys selected (kept when you search or filter)"
+    # The search swaps in new rows; the ticked keys and the count stay.
+    with page.expect_response(lambda response: "q=billing" in response.url):
+        page.fill("#picker-search", "billing")
+    page.wait_for_function("!document.querySelector('#picker-rows.htmx-settling')")
+    assert page.is_checked(f"#pick-key-{first.pk}")
+    assert selection.inner_text() == "2 keys selected (kept when you search or filter)"
+
+    page.click("dialog#modal button:has-text('Attach selected keys')")
+    page.wait_for_selector("#messages:has-text('Attached 2 API keys.')")
+
+    assert "created." not in page.inner_text("#messages")

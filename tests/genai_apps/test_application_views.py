@@ -256,3 +256,21 @@ def test_application_history_paginates(client, project, owner):
 
     assert first.text.split('id="mapping-history"', 1)[1].count("Attached") == 20
     assert second.text.split('id="mapping-history"', 1)[1].count("Attached") == 5
+
+
+def test_application_delete_confirmation_uses_singular_for_one_key(
+    client, project, owner
+):
+    mapping = KeyMappingFactory(application=GenAIApplicationFactory(project=project))
+    client.force_login(owner)
+
+    response = client.get(
+        reverse(
+            "genai_apps:application-delete",
+            args=[project.slug, mapping.application.pk],
+        )
+    )
+
+    assert "Its 1 API key is detached and kept, with its status unchanged." in (
+        response.text
+    )

@@ -2,7 +2,7 @@ import json
 
 from django.urls import reverse
 
-from genai_apps.models import KeyMapping, KeyMappingEvent
+from genai_apps.models import GenAIApplication, KeyMapping, KeyMappingEvent
 from genai_apps.services import attach_keys
 from tests.factories import (
     APIKeyFactory,
@@ -300,3 +300,59 @@ def test_picker_never_lists_ticked_key_of_other_project(
     response = client.get(picker_url(application), {"keys": [str(foreign_key.pk)]})
 
     assert "foreign-key" not in response.text
+
+
+TOO_LARGE_ID = "111111111111111111111111111111"
+
+
+def test_attach_reports_key_id_beyond_column_range_as_not_found(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    client.force_login(owner)
+
+    response = client.post(picker_url(application), {"keys": TOO_LARGE_ID})
+
+    assert response.status_code == 200
+    assert f"API key id {TOO_LARGE_ID} was not found in this project." in response.text
+    assert not KeyMapping.objects.exists()
+
+
+def test_picker_ignores_ticked_key_id_beyond_column_range(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    APIKeyFactory(project=project, name="free-key")
+    client.force_login(owner)
+
+    response = client.get(picker_url(application), {"keys": TOO_LARGE_ID})
+
+    assert response.status_code == 200
+    assert "free-key" in response.text
+
+
+def test_attach_rejects_non_ascii_digits_as_key_id(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    client.force_login(owner)
+
+    response = client.post(picker_url(application), {"keys": "²"})
+
+    assert response.status_code == 200
+    assert "“²” is not a valid API key id" in response.text
+
+
+def test_attach_with_htmx_replaces_earlier_messages(client, project, owner):
+    client.force_login(owner)
+    client.post(
+        reverse("genai_apps:application-create", args=[project.slug]),
+        {"name": "Support Bot", "description": ""},
+        follow=True,
+    )
+    application = GenAIApplication.objects.get(name="Support Bot")
+    first, second = APIKeyFactory.create_batch(2, project=project)
+
+    response = client.post(
+        picker_url(application),
+        {"keys": [first.pk, second.pk]},
+        headers={"HX-Request": "true", "HX-Target": "modal"},
+    )
+
+    assert '<div id="messages" hx-swap-oob="true">' in response.text
+    assert "Attached 2 API keys." in response.text
+    assert "created." not in response.text

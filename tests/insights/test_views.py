@@ -148,7 +148,10 @@ def test_overview_shows_unattached_share(client, owner, application, traffic):
 
     assert response.context["report"].unattached.requests == 1
     assert response.context["unattached_request_share"] == pytest.approx(1 / 8)
-    assert reverse("workspace:key-list", args=["acme"]).encode() in response.content
+    unattached_keys_url = reverse("workspace:key-list", args=["acme"]) + (
+        "?application=none"
+    )
+    assert unattached_keys_url.encode() in response.content
 
 
 def test_overview_ranks_applications_by_cost(client, owner, project, traffic):

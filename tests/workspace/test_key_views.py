@@ -263,3 +263,97 @@ def test_key_list_shows_never_for_empty_dates(client, project, owner):
 
     row = response.text.split("fresh-key", 1)[1].split("</tr>", 1)[0]
     assert row.count(">Never<") == 2
+
+
+def test_key_list_filters_keys_of_no_application(client, project, owner):
+    APIKeyFactory(project=project, name="loose-key")
+    KeyMappingFactory(
+        application=GenAIApplicationFactory(project=project), key__name="mapped-key"
+    )
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"application": "none"}
+    )
+
+    assert "loose-key" in response.text
+    assert "mapped-key" not in response.text
+
+
+def test_key_list_filters_by_application(client, project, owner):
+    chatbot = GenAIApplicationFactory(project=project, name="Chatbot")
+    KeyMappingFactory(application=chatbot, key__name="chatbot-key")
+    KeyMappingFactory(
+        application=GenAIApplicationFactory(project=project), key__name="other-key"
+    )
+    APIKeyFactory(project=project, name="loose-key")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]),
+        {"application": str(chatbot.pk)},
+    )
+
+    assert "chatbot-key" in response.text
+    assert "other-key" not in response.text
+    assert "loose-key" not in response.text
+
+
+def test_key_list_offers_only_own_applications_in_filter(
+    client, project, other_project, owner
+):
+    GenAIApplicationFactory(project=other_project, name="Foreign app")
+    APIKeyFactory(project=project)
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:key-list", args=[project.slug]))
+
+    assert "Foreign app" not in response.text
+
+
+def test_key_list_ignores_target_id_beyond_column_range(client, project, owner):
+    APIKeyFactory(project=project, name="some-key")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]),
+        {"target": "provider:111111111111111111111111111111"},
+    )
+
+    assert response.status_code == 200
+
+
+def test_key_list_pagination_labels_pages(client, project, owner):
+    APIKeyFactory.create_batch(26, project=project)
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"page": 2}
+    )
+
+    assert ">Previous</a>" in response.text
+    assert "Page 2 of 2" in response.text
+    assert "does not exist" not in response.text
+
+
+def test_key_list_says_which_page_is_shown_past_the_end(client, project, owner):
+    APIKeyFactory.create_batch(26, project=project)
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"page": 7}
+    )
+
+    assert "The requested page does not exist; showing page 2 of 2." in response.text
+
+
+def test_key_list_ignores_target_id_in_other_digits(client, project, owner):
+    APIKeyFactory(project=project, name="some-key")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"target": "provider:²"}
+    )
+
+    assert response.status_code == 200
+    assert "some-key" in response.text

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from tests.factories import AppProxyFactory, ProviderFactory, ProviderModelFactory
@@ -281,3 +282,155 @@ def test_provider_credential_hidden_from_error_reports(client, project, owner):
     response = client.post(create_url(project), provider_data())
 
     assert response.wsgi_request.sensitive_post_parameters == ("credential",)
+
+
+def edit_url(provider):
+    return reverse("workspace:provider-edit", args=[provider.project.slug, provider.pk])
+
+
+def test_provider_rejects_name_taken_in_other_case(client, project, owner):
+    ProviderFactory(project=project, name="OpenAI production")
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(name="openai PRODUCTION"))
+
+    assert response.status_code == 200
+    assert "A provider named “OpenAI production” already exists" in response.text
+    assert Provider.objects.count() == 1
+
+
+def test_provider_name_may_repeat_in_other_project(
+    client, project, other_project, owner
+):
+    ProviderFactory(project=other_project, name="OpenAI production")
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data())
+
+    assert response.status_code == 302
+
+
+def test_provider_name_constraint_ignores_case(project):
+    ProviderFactory(project=project, name="OpenAI")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ProviderFactory(project=project, name="OPENAI")
+
+
+def test_provider_requires_name(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(name="  "))
+
+    assert "Enter a name for the provider." in response.text
+    assert not Provider.objects.exists()
+
+
+def test_provider_duplicate_model_names_are_named(client, project, owner):
+    client.force_login(owner)
+    data = provider_data(**{"models-TOTAL_FORMS": "2", "models-1-name": "gpt-4o-mini"})
+
+    response = client.post(create_url(project), data)
+
+    assert "The model “gpt-4o-mini” is listed more than once" in response.text
+    assert "Please correct the duplicate data" not in response.text
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://169.254.169.254/v1",
+        "http://169.254.170.2/v1",
+        "http://[fe80::1]/v1",
+        "http://[fd00:ec2::254]/v1",
+        "http://[::ffff:169.254.169.254]/v1",
+        "http://metadata.google.internal/v1",
+        "http://METADATA.google.internal./v1",
+        "http://metadata/v1",
+    ],
+)
+def test_provider_rejects_metadata_base_url(client, project, owner, base_url):
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(base_url=base_url))
+
+    assert response.status_code == 200
+    assert "is a link-local or cloud metadata address" in response.text
+    assert not Provider.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://10.0.0.5:8000/v1",
+        "http://192.168.1.20/v1",
+        "http://127.0.0.1:11434/v1",
+        "http://llm.internal.example/v1",
+    ],
+)
+def test_provider_accepts_private_base_url(client, project, owner, base_url):
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(base_url=base_url))
+
+    assert response.status_code == 302
+
+
+def test_developer_cannot_create_provider(client, project, teammate):
+    client.force_login(teammate)
+
+    response = client.post(create_url(project), provider_data())
+
+    assert response.status_code == 403
+    assert not Provider.objects.exists()
+
+
+def test_developer_cannot_change_provider(client, project, teammate):
+    provider = ProviderFactory(project=project, name="Before")
+    client.force_login(teammate)
+
+    response = client.post(edit_url(provider), provider_data(name="After"))
+
+    assert response.status_code == 403
+    provider.refresh_from_db()
+    assert provider.name == "Before"
+
+
+def test_developer_sees_read_only_provider_form(client, project, teammate):
+    provider = ProviderFactory(project=project)
+    client.force_login(teammate)
+
+    response = client.get(edit_url(provider))
+
+    assert response.status_code == 200
+    assert "Only project owners and admins can add or change" in response.text
+    assert 'type="submit" class="primary"' not in response.text
+
+
+def test_developer_sees_no_add_provider_button(client, project, teammate):
+    client.force_login(teammate)
+
+    response = client.get(reverse("workspace:provider-list", args=[project.slug]))
+
+    assert "+ Add Provider" not in response.text
+
+
+def test_read_only_provider_form_hides_editing_instructions(client, project, viewer):
+    provider = ProviderFactory(project=project)
+    ProviderModelFactory(provider=provider, name="gpt-4o-mini")
+    client.force_login(viewer)
+
+    response = client.get(edit_url(provider))
+
+    assert "Leave empty to keep it" not in response.text
+    assert "A credential is stored; it is never shown." in response.text
+    assert "models-0-DELETE" not in response.text
+
+
+def test_provider_form_vendor_select_says_choose(client, project, owner):
+    client.force_login(owner)
+
+    response = client.get(create_url(project))
+
+    assert '<option value="" selected>Choose…</option>' in response.text
+    assert "---------" not in response.text

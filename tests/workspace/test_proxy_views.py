@@ -1,3 +1,5 @@
+import pytest
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from tests.factories import (
@@ -117,3 +119,109 @@ def test_proxy_list_query_count(client, project, owner, django_assert_max_num_qu
         response = client.get(reverse("workspace:proxy-list", args=[project.slug]))
 
     assert response.text.count("/gateway/proxy-") == 5
+
+
+def create_proxy(client, project, provider, **data):
+    return client.post(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {"name": "Support bot", "context_path": "support", "provider": provider.pk}
+        | data,
+    )
+
+
+def test_proxy_rejects_name_taken_in_other_case(client, project, owner):
+    provider = ProviderFactory(project=project)
+    AppProxyFactory(project=project, provider=provider, name="Support bot")
+    client.force_login(owner)
+
+    response = create_proxy(client, project, provider, name="SUPPORT BOT")
+
+    assert "An App LLM Proxy named “Support bot” already exists" in response.text
+    assert AppProxy.objects.count() == 1
+
+
+def test_proxy_name_constraint_ignores_case(project):
+    AppProxyFactory(project=project, name="Support")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AppProxyFactory(project=project, name="support")
+
+
+@pytest.mark.parametrize("max_tokens", ["-5", "0", "1000001", "9" * 30])
+def test_proxy_max_tokens_out_of_range_gets_one_message(
+    client, project, owner, max_tokens
+):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_proxy(client, project, provider, max_tokens=max_tokens)
+
+    assert response.status_code == 200
+    assert "Enter a whole number from 1 to 1,000,000" in response.text
+    assert not AppProxy.objects.exists()
+
+
+def test_proxy_accepts_max_tokens_at_limit(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_proxy(client, project, provider, max_tokens="1000000")
+
+    assert response.status_code == 302
+    assert AppProxy.objects.get().max_tokens == 1_000_000
+
+
+def test_proxy_form_shows_only_chosen_provider_models(client, project, owner):
+    chosen = ProviderFactory(project=project, name="Chosen")
+    ProviderModelFactory(provider=chosen, name="gpt-4o-mini")
+    other = ProviderFactory(project=project, name="Other")
+    ProviderModelFactory(provider=other, name="claude-haiku-4-5")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {"provider": chosen.pk},
+        headers={"HX-Request": "true", "HX-Target": "allowed-models"},
+    )
+
+    assert response.text.lstrip().startswith('<div class="model-choices"')
+    assert "gpt-4o-mini" in response.text
+    assert "claude-haiku-4-5" not in response.text
+
+
+def test_proxy_form_asks_for_provider_before_models(client, project, owner):
+    ProviderModelFactory(provider=ProviderFactory(project=project), name="gpt-4o")
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:proxy-create", args=[project.slug]))
+
+    assert "Choose a provider to pick which of its models" in response.text
+    assert "gpt-4o" not in response.text
+    assert '<option value="" selected>Choose…</option>' in response.text
+
+
+def test_proxy_form_ignores_provider_of_other_project(
+    client, project, other_project, owner
+):
+    foreign = ProviderFactory(project=other_project)
+    ProviderModelFactory(provider=foreign, name="foreign-model")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {"provider": foreign.pk},
+    )
+
+    assert "foreign-model" not in response.text
+
+
+def test_proxy_form_ignores_provider_id_beyond_column_range(client, project, owner):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:proxy-create", args=[project.slug]),
+        {"provider": "111111111111111111111111111111"},
+    )
+
+    assert response.status_code == 200
+    assert "Choose a provider to pick which of its models" in response.text

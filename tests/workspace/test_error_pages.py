@@ -1,0 +1,42 @@
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+
+def test_forbidden_page_explains_and_links_back(client, project, viewer):
+    client.force_login(viewer)
+
+    response = client.get(reverse("genai_apps:application-create", args=[project.slug]))
+
+    assert response.status_code == 403
+    assert "Viewers can read this project but not change it." in response.text
+    assert reverse("genai_apps:application-list", args=[project.slug]) in response.text
+    assert 'class="sidenav"' in response.text
+
+
+def test_not_found_page_links_back_to_project(client, project, owner):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("genai_apps:application-detail", args=[project.slug, 999999])
+    )
+
+    assert response.status_code == 404
+    assert "Page not found" in response.text
+    assert reverse("genai_apps:application-list", args=[project.slug]) in response.text
+
+
+def test_not_found_page_for_outsider_links_home(client, project, outsider):
+    client.force_login(outsider)
+
+    response = client.get(reverse("genai_apps:application-list", args=[project.slug]))
+
+    assert response.status_code == 404
+    assert "Page not found" in response.text
+    assert "Acme" not in response.text
+
+
+def test_server_error_page_renders_without_request():
+    html = render_to_string("500.html")
+
+    assert "Something went wrong" in html
+    assert 'href="/"' in html
