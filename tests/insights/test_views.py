@@ -154,6 +154,19 @@ def test_overview_shows_unattached_share(client, owner, application, traffic):
     assert unattached_keys_url.encode() in response.content
 
 
+def test_unattached_keys_button_lists_only_unattached_keys(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=["acme"]), {"application": "none"}
+    )
+
+    listed = [key.name for key in response.context["table"].data]
+    assert listed == ["loose-key"]
+
+
 def test_overview_ranks_applications_by_cost(client, owner, project, traffic):
     client.force_login(owner)
 
