@@ -1,4 +1,5 @@
 import datetime
+import importlib
 import uuid
 from decimal import Decimal
 
@@ -309,3 +310,20 @@ def test_recording_updates_last_used_at_of_all_keys_in_one_statement(project):
     assert len(key_updates) == 1
     used = APIKey.objects.filter(pk__in=[k.pk for k in keys])
     assert set(used.values_list("last_used_at", flat=True)) == {NOON}
+
+
+def test_migration_frees_stored_events_without_tokens(project):
+    from django.apps import apps
+
+    free_migration = importlib.import_module(
+        "insights.migrations.0004_free_requests_without_tokens"
+    )
+    key = APIKeyFactory(project=project)
+    record_usage(
+        [UsageRecordFactory(key=key, model="m", prompt_tokens=0, completion_tokens=0)]
+    )
+    UsageEvent.objects.update(cost_nanousd=None)
+
+    free_migration.price_requests_without_tokens(apps, None)
+
+    assert UsageEvent.objects.get().cost_nanousd == 0
