@@ -1,10 +1,13 @@
 """The audit trail, usage events and review runs are read-only in the admin."""
 
+import datetime
+
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from genai_apps.models import KeyMappingEvent, MappingReview
 from genai_apps.services import attach_keys
@@ -130,3 +133,42 @@ def test_mapping_event_list_filters_by_source(super_client, mapping_event):
     )
 
     assert list(response.context["cl"].result_list) == []
+
+
+@pytest.fixture
+def old_and_new_events(project):
+    old = UsageEventFactory(
+        key__project=project, occurred_at=timezone.now() - datetime.timedelta(days=3)
+    )
+    new = UsageEventFactory(key__project=project)
+    return old, new
+
+
+def listed_events(client, query=""):
+    response = client.get(reverse("admin:insights_usageevent_changelist") + query)
+    return [event.pk for event in response.context["cl"].result_list]
+
+
+def test_event_list_opens_on_last_24_hours(super_client, old_and_new_events):
+    old, new = old_and_new_events
+
+    assert listed_events(super_client) == [new.pk]
+
+
+def test_event_list_all_time_choice(super_client, old_and_new_events):
+    old, new = old_and_new_events
+
+    assert listed_events(super_client, "?recent=all") == [new.pk, old.pk]
+
+
+def test_event_list_date_hierarchy_replaces_window(super_client, old_and_new_events):
+    old, _ = old_and_new_events
+    day = old.occurred_at
+
+    listed = listed_events(
+        super_client,
+        f"?occurred_at__year={day.year}&occurred_at__month={day.month}"
+        f"&occurred_at__day={day.day}",
+    )
+
+    assert listed == [old.pk]
