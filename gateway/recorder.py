@@ -3,7 +3,7 @@
 Requests append a UsageRecord to an in-memory buffer and return. A background
 task hands the buffer to insights.recording.record_usage every
 GATEWAY_FLUSH_INTERVAL seconds, or sooner when GATEWAY_FLUSH_BATCH_SIZE
-records are waiting. The same flush updates APIKey.last_used_at once per key.
+records are waiting. record_usage also advances APIKey.last_used_at.
 
 When the database is unavailable, the batch stays in the buffer and is
 retried with exponential backoff (up to 30 seconds apart).
@@ -31,10 +31,8 @@ from django.db import (
     connection,
     transaction,
 )
-from django.db.models import Q
 
 from insights.recording import record_usage
-from workspace.models import APIKey
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +49,6 @@ class UsageWriter:
         self.max_events = settings.GATEWAY_BUFFER_MAX_EVENTS
         self.shutdown_timeout = settings.GATEWAY_SHUTDOWN_FLUSH_TIMEOUT
         self.pending = []
-        # key id -> latest use, written with the next batch.
-        self.last_used = {}
         self.dropped = 0
         self.written = 0
         self.wakeup = None
@@ -60,8 +56,6 @@ class UsageWriter:
 
     def add(self, record):
         self.pending.append(record)
-        if record.key_id is not None:
-            self.last_used[record.key_id] = record.occurred_at
         if len(self.pending) > self.max_events:
             overflow = len(self.pending) - self.max_events
             del self.pending[:overflow]
@@ -98,17 +92,14 @@ class UsageWriter:
 
     async def flush(self):
         """Write what is buffered; returns False when the database failed."""
-        if not self.pending and not self.last_used:
+        if not self.pending:
             return True
         batch, self.pending = self.pending, []
-        last_used, self.last_used = self.last_used, {}
         try:
-            await sync_to_async(write_batch)(batch, last_used)
+            await sync_to_async(write_batch)(batch)
         except DatabaseError as error:
             # Put the batch back in front of what arrived meanwhile.
             self.pending[:0] = batch
-            for key_id, used_at in last_used.items():
-                self.last_used.setdefault(key_id, used_at)
             logger.warning(
                 "Writing %s usage events failed, will retry: %s", len(batch), error
             )
@@ -140,32 +131,21 @@ class UsageWriter:
             )
 
 
-def write_batch(records, last_used):
-    """Store the records and last-used times in one transaction."""
+def write_batch(records):
+    """Store the records in one transaction."""
     close_old_connections()
     try:
         try:
             with transaction.atomic():
                 record_usage(records)
-                _update_last_used(last_used)
         except IntegrityError:
             # One invalid record (say, of a key deleted meanwhile) must not
             # block the others, so store them one at a time.
             _record_one_by_one(records)
-            _update_last_used(last_used)
     except DatabaseError:
         # Drop a broken connection so the retry opens a new one.
         connection.close()
         raise
-
-
-def _update_last_used(last_used):
-    for key_id, used_at in last_used.items():
-        # update() sends no post_save signal, so the gateway key cache stays
-        # valid; the filter never moves last_used_at backwards.
-        APIKey.objects.filter(pk=key_id).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=used_at)
-        ).update(last_used_at=used_at)
 
 
 def _record_one_by_one(records):

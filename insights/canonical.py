@@ -37,6 +37,8 @@ KNOWN_FIELDS = frozenset(
         "error_type",
     }
 )
+# How far in the future an event may be, for clocks that run a little ahead.
+ALLOWED_CLOCK_SKEW = datetime.timedelta(minutes=5)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 ERROR_TYPES = frozenset(choice.value for choice in ErrorType)
 
@@ -122,8 +124,22 @@ def parse_timestamp(value, field="occurred_at"):
     return moment.astimezone(datetime.UTC)
 
 
-def parse_record(data, keys, default_event_id=None, not_after=None):
-    """Return a UsageRecord for the canonical record `data`, or raise RecordError."""
+def check_not_future(moment, field="occurred_at", now=None):
+    """Raise RecordError when moment is later than now plus the clock skew."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    if moment > now + ALLOWED_CLOCK_SKEW:
+        raise RecordError(
+            f"{field} {moment.isoformat()} is in the future; events may be at most "
+            f"{ALLOWED_CLOCK_SKEW.seconds // 60} minutes ahead of the server clock."
+        )
+
+
+def parse_record(data, keys, default_event_id=None, now=None):
+    """Return a UsageRecord for the canonical record `data`, or raise RecordError.
+
+    Events later than `now` (default: the current time) plus
+    ALLOWED_CLOCK_SKEW are rejected.
+    """
     if not isinstance(data, dict):
         raise RecordError("Each record must be a JSON object.")
     unknown = sorted(set(data) - KNOWN_FIELDS)
@@ -146,8 +162,7 @@ def parse_record(data, keys, default_event_id=None, not_after=None):
             raise RecordError(f"event_id {raw_id!r} is not a UUID.") from None
 
     occurred_at = parse_timestamp(data.get("occurred_at"))
-    if not_after is not None and occurred_at > not_after:
-        raise RecordError(f"occurred_at {data['occurred_at']} is in the future.")
+    check_not_future(occurred_at, now=now)
     key_id = keys.resolve(data)
     model = data.get("model", "")
     if not isinstance(model, str) or len(model) > MODEL_MAX_LENGTH:

@@ -103,14 +103,23 @@ BREAKDOWN_HEADER = [
     "completion_tokens",
     "reasoning_tokens",
     "cost_usd",
+    "unpriced_requests",
 ]
+# Key names are not unique; the prefix tells keys of one name apart.
+KEY_BREAKDOWN_HEADER = ["name", "prefix", *BREAKDOWN_HEADER[1:]]
 
 
-def breakdown_rows(rows):
+def breakdown_rows(rows, with_prefix=False):
+    """Yield the rows of a breakdown table; cost_usd is empty when unknown.
+
+    cost_usd sums the priced requests; unpriced_requests counts the others,
+    the "+ unknown" of the page.
+    """
     for row in rows:
         cost = row["cost"]
         yield [
             row["name"],
+            *([row["prefix"]] if with_prefix else []),
             row["requests"],
             row["errors"],
             row["prompt_tokens"],
@@ -118,6 +127,7 @@ def breakdown_rows(rows):
             row["completion_tokens"],
             row["reasoning_tokens"],
             "" if cost is None else format(cost, "f"),
+            row["unpriced_requests"],
         ]
 
 
@@ -125,7 +135,8 @@ EVENT_HEADER = [
     "event_id",
     "occurred_at",
     "application",
-    "key",
+    "key_name",
+    "key_prefix",
     "model",
     "status_code",
     "error_type",
@@ -140,8 +151,12 @@ EVENT_HEADER = [
 ]
 
 
-def event_rows(project_id, start, end, application_id, key_names, application_names):
-    """Yield the raw events of a range, streamed from the database in chunks."""
+def event_rows(period, project_id, application_id, key_names, application_names):
+    """Yield the raw events of a period, streamed from the database in chunks.
+
+    occurred_at is ISO 8601 in the period's timezone, with its offset.
+    """
+    start, end, tz = period.start, period.end, period.tz
     events = UsageEvent.objects.filter(
         project_id=project_id, occurred_at__gte=start, occurred_at__lt=end
     )
@@ -167,11 +182,13 @@ def event_rows(project_id, start, end, application_id, key_names, application_na
     for row in (
         events.order_by("occurred_at").values_list(*columns).iterator(chunk_size=5000)
     ):
+        key_name, key_prefix = key_names.get(row[3], ("", ""))[:2]
         yield [
             str(row[0]),
-            row[1].isoformat(),
+            row[1].astimezone(tz).isoformat(),
             application_names.get(row[2], ("", False))[0] if row[2] else "",
-            key_names.get(row[3], ("",))[0] if row[3] else "",
+            key_name,
+            key_prefix,
             *row[4:14],
             _cost(row[14]),
         ]

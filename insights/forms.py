@@ -35,10 +35,14 @@ def timezone_choices():
 class RangeForm(forms.Form):
     range = forms.ChoiceField(choices=RANGE_CHOICES, required=False)
     start = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Start date: enter a date as YYYY-MM-DD."},
     )
     end = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"})
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "End date: enter a date as YYYY-MM-DD."},
     )
     tz = forms.CharField(required=False, label="Timezone", max_length=64)
 
@@ -53,6 +57,9 @@ class RangeForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("range") != "custom":
+            return cleaned
+        if "start" in self.errors or "end" in self.errors:
+            # The invalid date has its own message; a second one would confuse.
             return cleaned
         start, end = cleaned.get("start"), cleaned.get("end")
         if start is None or end is None:

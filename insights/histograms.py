@@ -38,22 +38,36 @@ def merge_text(counts, text):
     """Add the bins encoded in `text` into the dict `counts`."""
     if not text:
         return counts
-    numbers = list(map(int, text.split()))
+    numbers = iter(map(int, text.split()))
     get = counts.get
-    for b, c in zip(numbers[::2], numbers[1::2], strict=True):
+    # zip over one iterator pairs consecutive numbers: (bin, count), ...
+    for b, c in zip(numbers, numbers, strict=False):
         counts[b] = get(b, 0) + c
     return counts
 
 
 def percentile(counts, q):
     """Return the nearest-rank q-quantile (0 < q <= 1) in ms, or None if empty."""
+    return percentiles(counts, (q,))[0]
+
+
+def percentiles(counts, qs):
+    """Return the nearest-rank quantiles qs (ascending, each in (0, 1]) in ms.
+
+    One pass over the sorted bins serves every quantile; each is None when
+    counts is empty.
+    """
     total = sum(counts.values())
     if total == 0:
-        return None
-    rank = max(1, math.ceil(q * total))
+        return [None] * len(qs)
+    ranks = [max(1, math.ceil(q * total)) for q in qs]
+    found = []
     seen = 0
     for b in sorted(counts):
         seen += counts[b]
-        if seen >= rank:
-            return value_of(b)
-    return value_of(max(counts))
+        while len(found) < len(ranks) and seen >= ranks[len(found)]:
+            found.append(value_of(b))
+        if len(found) == len(ranks):
+            break
+    found.extend(value_of(max(counts)) for _ in range(len(ranks) - len(found)))
+    return found

@@ -295,6 +295,9 @@ def stable_event_id(occurred_at, identity):
     return uuid.UUID(int=value)
 
 
+SKIPPED_LINES_SHOWN = 5
+
+
 @dataclasses.dataclass
 class ImportReport:
     read: int = 0
@@ -302,7 +305,16 @@ class ImportReport:
     duplicates: int = 0
     synthesized_failures: int = 0
     skipped: Counter = dataclasses.field(default_factory=Counter)
+    # reason -> the first few line numbers skipped for it
+    skipped_lines: dict = dataclasses.field(default_factory=dict)
     batches: int = 0
+
+    def skip(self, line, reason):
+        reason = str(reason)
+        self.skipped[reason] += 1
+        lines = self.skipped_lines.setdefault(reason, [])
+        if len(lines) < SKIPPED_LINES_SHOWN:
+            lines.append(line)
 
     @property
     def skipped_total(self):
@@ -388,15 +400,15 @@ class Importer:
         """Import (line, TraceRow or SkipRow) pairs; return the ImportReport."""
         rows = list(rows)
         shift = self._time_shift([row for _, row in rows if isinstance(row, TraceRow)])
-        for _line, row in rows:
+        for line, row in rows:
             self.report.read += 1
             if isinstance(row, SkipRow):
-                self.report.skipped[str(row)] += 1
+                self.report.skip(line, row)
                 continue
             try:
                 key_id = self.keys.key_for(row)
             except SkipRow as error:
-                self.report.skipped[str(error)] += 1
+                self.report.skip(line, error)
                 continue
             self._add_trace_row(row, key_id, shift)
         self._flush()
@@ -468,7 +480,7 @@ class Importer:
         for line, data in items:
             self.report.read += 1
             if isinstance(data, SkipRow):
-                self.report.skipped[str(data)] += 1
+                self.report.skip(line, data)
                 continue
             if self.model and isinstance(data, dict) and not data.get("model"):
                 data = {**data, "model": self.model}
@@ -477,7 +489,7 @@ class Importer:
                     data, directory, default_event_id=self._default_id(line, data)
                 )
             except RecordError as error:
-                self.report.skipped[str(error)] += 1
+                self.report.skip(line, error)
                 continue
             records.append(record)
         if self.end_at is not None and records:
@@ -506,7 +518,7 @@ def read_ndjson(path):
             try:
                 yield line, json.loads(text)
             except json.JSONDecodeError as error:
-                yield line, SkipRow(f"line is not JSON ({error.msg})")
+                yield line, SkipRow(f"not JSON ({error.msg})")
 
 
 def read_canonical_csv(path):

@@ -343,9 +343,11 @@ def distributions(project_id, buckets, application_id=None):
             index = bisect.bisect_right(starts, start) - 1
             histograms.merge_text(per_bucket[metric][index].counts, text)
     for metric, items in per_bucket.items():
+        merged = overall[metric].counts
+        get = merged.get
         for item in items:
             for b, c in item.counts.items():
-                overall[metric].counts[b] = overall[metric].counts.get(b, 0) + c
+                merged[b] = get(b, 0) + c
     return overall, per_bucket
 
 

@@ -16,7 +16,13 @@ completion_tokens. Cost, in integer nano-dollars:
 with prices in USD per million tokens from workspace.ProviderModel. The sum is
 computed exactly in units of 1e-12 USD and rounded half up to a nano-dollar
 once per event. A price that the event needs (a token count above zero) but
-that the catalogue leaves empty makes the cost unknown (NULL), never $0.
+that the catalogue leaves empty makes the cost unknown (NULL), never $0. An
+event with no tokens of any kind (a request refused before reaching a model)
+costs exactly 0, whatever the model.
+
+record_usage also moves each key's last_used_at to the newest new event of
+the batch, so every way in (gateway, ingestion API, importers, demo data)
+keeps it current.
 """
 
 import dataclasses
@@ -26,7 +32,7 @@ import time
 import uuid
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from genai_apps.models import KeyMapping
 from insights import bulk, rollups
@@ -109,6 +115,9 @@ class Prices:
 
 def compute_cost_nanousd(prices, prompt, completion, cached=0, cache_write=0):
     """Return the cost in nano-dollars, or None when a needed price is unknown."""
+    if not (prompt or completion or cached or cache_write):
+        # Nothing was used (the request never reached a model): free.
+        return 0
     if prices is None:
         return None
     uncached = max(prompt - cached - cache_write, 0)
@@ -230,6 +239,46 @@ def _insert_events(rows):
     }
 
 
+def _advance_last_used(rows, inserted):
+    """Move each key's last_used_at to its newest new event, never backwards.
+
+    One UPDATE for the whole batch, written as SQL because a Case/When
+    expression per key costs Django milliseconds to compile per batch: a join
+    with unnest() of two arrays on PostgreSQL, a CASE on the key id elsewhere.
+    update() and raw SQL send no post_save signal, so caches that listen for
+    key changes (the gateway's) stay valid.
+    """
+    newest = {}
+    for row in rows:
+        key_id, occurred_at = row[3], row[1]
+        if key_id is not None and row[0] in inserted:
+            if key_id not in newest or occurred_at > newest[key_id]:
+                newest[key_id] = occurred_at
+    if not newest:
+        return
+    table = connection.ops.quote_name(APIKey._meta.db_table)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS k SET last_used_at = v.at "
+                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) "
+                "WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.at)",
+                [list(newest), list(newest.values())],
+            )
+        return
+    adapt = connection.ops.adapt_datetimefield_value
+    whens = " ".join(["WHEN %s THEN %s"] * len(newest))
+    pairs = [value for pk, at in newest.items() for value in (pk, adapt(at))]
+    ids = ", ".join(["%s"] * len(newest))
+    latest = f"(CASE id {whens} END)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_used_at = {latest} WHERE id IN ({ids}) "
+            f"AND (last_used_at IS NULL OR last_used_at < {latest})",
+            [*pairs, *newest, *pairs],
+        )
+
+
 @transaction.atomic
 def record_usage(records):
     """Store the records and add them to the rollups; return a RecordResult.
@@ -336,5 +385,6 @@ def record_usage(records):
         if row[0] in inserted
     ]
     rollups.write(rollups.aggregate(new_rows))
+    _advance_last_used(rows, inserted)
     duplicates = repeated | {row[0] for row in rows if row[0] not in inserted}
     return RecordResult(len(inserted), frozenset(duplicates))

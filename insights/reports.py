@@ -9,7 +9,7 @@ import dataclasses
 import datetime
 from decimal import Decimal
 
-from insights import queries
+from insights import histograms, queries
 from insights.models import ErrorType, HistogramMetric, KeyRollup
 
 LATENCY = HistogramMetric.LATENCY
@@ -46,7 +46,17 @@ class Figure:
 
     @property
     def change(self):
-        """Relative change as a fraction, or None when either side is missing or zero."""
+        """The change against the previous period, or None when it has no meaning.
+
+        For rates (kind "percent") it is the difference in percentage points
+        as a fraction (0.004 is +0.4 pp), because a relative change of a rate
+        reads as points. For everything else it is the relative change, None
+        when either side is missing or the previous value is zero.
+        """
+        if self.kind == "percent":
+            if self.value is None or self.previous is None:
+                return None
+            return float(self.value) - float(self.previous)
         if self.value is None or self.previous in (None, 0):
             return None
         return (float(self.value) - float(self.previous)) / float(self.previous)
@@ -188,9 +198,12 @@ def _common(project_id, period, application_id):
     previous_dist = queries.range_distribution(
         project_id, period.previous.start, period.previous.end, application_id
     )
-    latency_p50 = [_percentile(d, 0.5) for d in dist_per_bucket[LATENCY]]
-    latency_p95 = [_percentile(d, 0.95) for d in dist_per_bucket[LATENCY]]
-    ttft_p50 = [_percentile(d, 0.5) for d in dist_per_bucket[TTFT]]
+    latency = [
+        histograms.percentiles(d.counts, (0.5, 0.95)) for d in dist_per_bucket[LATENCY]
+    ]
+    latency_p50 = [p50 for p50, _ in latency]
+    latency_p95 = [p95 for _, p95 in latency]
+    ttft_p50 = [histograms.percentile(d.counts, 0.5) for d in dist_per_bucket[TTFT]]
 
     charts = {
         "volume": {
@@ -372,6 +385,11 @@ def overview_report(project, period, application_names):
     return report
 
 
+def unattached_row(totals, grand_total):
+    """The row of usage from keys attached to no application."""
+    return _row(_app_name({}, 0), totals, grand_total)
+
+
 def _app_name(names, application_id):
     if application_id == 0:
         return "No application"
@@ -404,6 +422,7 @@ def _row(name, totals, grand_total):
         "reasoning_tokens": totals.reasoning_tokens,
         "cost": totals.cost,
         "cost_is_partial": totals.cost_is_partial,
+        "unpriced_requests": totals.unpriced_requests,
         "request_share": share(totals.requests, grand_total.requests),
         "cost_share": share(totals.cost, grand_total.cost or Decimal(0)),
     }

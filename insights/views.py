@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 from django_tables2 import RequestConfig
 
@@ -259,13 +260,15 @@ def _export(request, project, app):
         raise Http404(f"Unknown export {kind!r}.")
     form, range_key, tz_name = read_options(request)
     period = make_period(form, range_key, tz_name, timezone.now())
-    stem = f"{project.slug}-{app.pk if app else 'overview'}-{kind}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
+    subject = f"{slugify(app.name) or 'application'}-{app.pk}" if app else "overview"
+    stem = (
+        f"{project.slug}-{subject}-{kind}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
+    )
 
     if kind == "events":
         rows = export.event_rows(
+            period,
             project.pk,
-            period.start,
-            period.end,
             app.pk if app else None,
             _key_names(project),
             _application_names(project),
@@ -278,11 +281,18 @@ def _export(request, project, app):
     if kind == "series":
         header = [f"bucket ({tz_name})", *export.SERIES_HEADER[1:]]
         return export.stream_csv(stem, header, export.series_rows(report))
-    rows = {
-        "keys": report.key_rows,
-        "models": report.model_rows,
-        "applications": report.application_rows,
-    }[kind]
+    if kind == "keys":
+        return export.stream_csv(
+            stem,
+            export.KEY_BREAKDOWN_HEADER,
+            export.breakdown_rows(report.key_rows, with_prefix=True),
+        )
+    if kind == "models":
+        rows = report.model_rows
+    else:
+        rows = [*report.application_rows]
+        if report.unattached.requests:
+            rows.append(reports.unattached_row(report.unattached, report.total))
     return export.stream_csv(stem, export.BREAKDOWN_HEADER, export.breakdown_rows(rows))
 
 

@@ -46,12 +46,14 @@ def ms(value):
 
 
 @register.filter
-def change(value):
-    """Format a relative change as +12.3 % / −4.0 %, or a dash."""
+def change(item):
+    """Format a Figure's change: +12.3 % / −4.0 %, or +0.4 pp for rates, or a dash."""
+    value = item.change
     if value is None:
         return DASH
     sign = "+" if value >= 0 else "−"
-    return f"{sign}{abs(value) * 100:.1f} %"
+    unit = "pp" if item.kind == "percent" else "%"
+    return f"{sign}{abs(value) * 100:.1f} {unit}"
 
 
 @register.filter

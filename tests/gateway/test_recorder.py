@@ -97,7 +97,7 @@ def test_invalid_record_does_not_block_batch(openai_provider):
         project_id=key.project_id, key_id=key.pk + 1000, occurred_at=timezone.now()
     )
 
-    write_batch([good, orphan], {key.pk: timezone.now()})
+    write_batch([good, orphan])
 
     assert list(UsageEvent.objects.values_list("event_id", flat=True)) == [
         good.event_id
@@ -115,7 +115,7 @@ def test_retried_batch_is_stored_once(openai_provider):
         event_id=uuid.uuid4(),
     )
 
-    write_batch([record], {})
-    write_batch([record], {})
+    write_batch([record])
+    write_batch([record])
 
     assert UsageEvent.objects.count() == 1

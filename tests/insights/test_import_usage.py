@@ -313,3 +313,65 @@ def test_mapping_file_maps_clients_to_keys(project, keys, tmp_path):
     )
 
     assert set(UsageEvent.objects.values_list("key_id", flat=True)) == {keys[2].pk}
+
+
+def write_ndjson(path, *records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_future_event_is_skipped_like_the_ingestion_api(project, keys, tmp_path):
+    path = write_ndjson(
+        tmp_path / "usage.ndjson",
+        {"occurred_at": "2099-01-01T00:00:00Z", "key_id": keys[0].pk},
+    )
+
+    output = run_import(path, "--format", "ndjson", "--project", project.slug)
+
+    assert UsageEvent.objects.count() == 0
+    assert "line 1: occurred_at 2099-01-01T00:00:00+00:00 is in the future" in output
+
+
+def test_future_end_at_is_an_error(project, keys):
+    with pytest.raises(CommandError, match="--end-at .* is in the future"):
+        run_import(
+            AZURE_CODE,
+            *("--format", "azure", "--project", project.slug, "--key", keys[0].pk),
+            *("--end-at", "2099-01-01T00:00:00Z"),
+        )
+
+
+def test_skip_reasons_name_the_lines(project, keys, tmp_path):
+    path = tmp_path / "usage.ndjson"
+    good = json.dumps({"occurred_at": "2026-01-01T10:00:00Z", "key_id": keys[0].pk})
+    path.write_text("\n".join([good, "not json", good, "oops"]) + "\n")
+
+    output = run_import(path, "--format", "ndjson", "--project", project.slug)
+
+    assert "  lines 2, 4: not JSON (Expecting value)" in output
+
+
+def test_dry_run_progress_says_would_be_imported(project, keys):
+    output = run_import(
+        AZURE_CODE,
+        *("--format", "azure", "--project", project.slug, "--key", keys[0].pk),
+        "--dry-run",
+    )
+
+    assert " imported" not in output.replace("would be imported", "")
+
+
+def test_one_batch_is_singular(project, keys, tmp_path):
+    path = write_ndjson(
+        tmp_path / "usage.ndjson",
+        {"occurred_at": "2026-01-01T10:00:00Z", "key_id": keys[0].pk},
+    )
+
+    output = run_import(path, "--format", "ndjson", "--project", project.slug)
+
+    assert "(1 batch)." in output
+
+
+def test_unknown_project_says_what_to_pass(tmp_path):
+    with pytest.raises(CommandError, match="Pass a project slug as shown"):
+        run_import(tmp_path / "x.ndjson", "--format", "ndjson", "--project", "nope")

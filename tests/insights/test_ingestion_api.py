@@ -211,3 +211,14 @@ def test_command_creates_token_stored_as_hash(project):
     assert secret.startswith("aiwi-")
     assert stored.token_hash != secret
     assert secret not in stored.prefix + stored.token_hash
+
+
+def test_listing_one_token_is_singular(project):
+    IngestionTokenFactory(project=project)
+    out = StringIO()
+
+    call_command(
+        "create_ingestion_token", "--project", project.slug, "--list", stdout=out
+    )
+
+    assert out.getvalue().splitlines()[-1] == "1 token."

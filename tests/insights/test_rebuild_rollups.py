@@ -107,3 +107,10 @@ def test_dry_run_changes_nothing(recorded):
 def test_unknown_project_is_an_error(db):
     with pytest.raises(CommandError, match="Project not found: nope"):
         call_command("rebuild_rollups", "--project", "nope", stdout=StringIO())
+
+
+def test_invalid_since_names_the_expected_format(db):
+    with pytest.raises(
+        CommandError, match="--since '2026-13-01' is not a date; use YYYY-MM-DD"
+    ):
+        call_command("rebuild_rollups", "--since", "2026-13-01", stdout=StringIO())

@@ -1,9 +1,11 @@
 import datetime
+import importlib
 import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 
 from insights.models import UsageEvent, UsagePrice, UsageRollup
 from insights.recording import compute_cost_nanousd, record_usage
@@ -13,6 +15,7 @@ from tests.factories import (
     ProviderModelFactory,
     UsageRecordFactory,
 )
+from workspace.models import APIKey
 
 pytestmark = pytest.mark.django_db
 
@@ -246,3 +249,81 @@ def test_event_ids_are_time_ordered():
     assert first.version == 7
     assert first.int >> 80 <= second.int >> 80
     assert isinstance(first, uuid.UUID)
+
+
+def test_request_without_tokens_costs_zero_whatever_the_model(project):
+    key = APIKeyFactory(project=project)
+    refused = UsageRecordFactory(
+        key=key,
+        model="unlisted-model",
+        prompt_tokens=0,
+        completion_tokens=0,
+        status_code=400,
+        error_type="invalid_request",
+    )
+
+    record_usage([refused])
+
+    assert UsageEvent.objects.get().cost_nanousd == 0
+    rollup = UsageRollup.objects.get(level=15)
+    assert rollup.unpriced_requests == 0
+    assert rollup.cost_nanousd == 0
+
+
+def test_request_without_model_or_tokens_costs_zero():
+    assert compute_cost_nanousd(None, prompt=0, completion=0) == 0
+
+
+def test_recording_sets_last_used_at_to_newest_event_of_the_batch(priced_key):
+    records = [
+        UsageRecordFactory(key=priced_key, occurred_at=NOON + datetime.timedelta(m))
+        for m in (3, 9, 1)
+    ]
+
+    record_usage(records)
+
+    priced_key.refresh_from_db()
+    assert priced_key.last_used_at == NOON + datetime.timedelta(9)
+
+
+def test_recording_older_events_does_not_move_last_used_at_back(priced_key):
+    record_usage([UsageRecordFactory(key=priced_key, occurred_at=NOON)])
+
+    record_usage(
+        [UsageRecordFactory(key=priced_key, occurred_at=NOON - datetime.timedelta(1))]
+    )
+
+    priced_key.refresh_from_db()
+    assert priced_key.last_used_at == NOON
+
+
+def test_recording_updates_last_used_at_of_all_keys_in_one_statement(project):
+    keys = APIKeyFactory.create_batch(3, project=project)
+    records = [UsageRecordFactory(key=key, occurred_at=NOON) for key in keys]
+
+    with CaptureQueriesContext(connection) as context:
+        record_usage(records)
+
+    key_updates = [
+        q for q in context.captured_queries if 'UPDATE "workspace_apikey"' in q["sql"]
+    ]
+    assert len(key_updates) == 1
+    used = APIKey.objects.filter(pk__in=[k.pk for k in keys])
+    assert set(used.values_list("last_used_at", flat=True)) == {NOON}
+
+
+def test_migration_frees_stored_events_without_tokens(project):
+    from django.apps import apps
+
+    free_migration = importlib.import_module(
+        "insights.migrations.0004_free_requests_without_tokens"
+    )
+    key = APIKeyFactory(project=project)
+    record_usage(
+        [UsageRecordFactory(key=key, model="m", prompt_tokens=0, completion_tokens=0)]
+    )
+    UsageEvent.objects.update(cost_nanousd=None)
+
+    free_migration.price_requests_without_tokens(apps, None)
+
+    assert UsageEvent.objects.get().cost_nanousd == 0

@@ -154,6 +154,19 @@ def test_overview_shows_unattached_share(client, owner, application, traffic):
     assert unattached_keys_url.encode() in response.content
 
 
+def test_unattached_keys_button_lists_only_unattached_keys(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=["acme"]), {"application": "none"}
+    )
+
+    listed = [key.name for key in response.context["table"].data]
+    assert listed == ["loose-key"]
+
+
 def test_overview_ranks_applications_by_cost(client, owner, project, traffic):
     client.force_login(owner)
 
@@ -191,7 +204,7 @@ def test_custom_range_in_timezone(client, owner, application, traffic):
         ({"range": "custom", "start": "2026-02-01"}, "needs a start and an end"),
         ({"start": "2026-02-05", "end": "2026-02-01"}, "end date is before"),
         ({"tz": "Mars/Olympus"}, "Unknown timezone"),
-        ({"start": "yesterday", "end": "2026-02-01"}, "Enter a valid date"),
+        ({"start": "yesterday", "end": "2026-02-01"}, "Start date: enter a date"),
     ],
 )
 def test_bad_options_show_an_error_not_a_500(
@@ -205,6 +218,21 @@ def test_bad_options_show_an_error_not_a_500(
 
     assert response.status_code == 200
     assert message in response.content.decode()
+
+
+def test_invalid_start_date_gives_one_message_naming_the_field(
+    client, owner, application
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"start": "2026-02-31", "end": "2026-03-05"},
+    )
+
+    assert response.context["form"].errors == {
+        "start": ["Start date: enter a date as YYYY-MM-DD."]
+    }
 
 
 def test_timezone_cookie_sets_display_zone(client, owner, application):
@@ -248,6 +276,89 @@ def test_event_export_lists_every_event(client, owner, application, traffic):
     rows = read_csv(response)
     assert len(rows) == 1 + 7
     assert rows[0][0] == "event_id"
+
+
+def test_key_export_names_prefix_and_unpriced_requests(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "keys"},
+    )
+
+    header, row = read_csv(response)
+    record = dict(zip(header, row, strict=True))
+    assert record["prefix"] == traffic.prefix
+    # The "mystery" model and the model-less rate-limited call have no price.
+    assert record["unpriced_requests"] == "1"
+
+
+def test_model_export_counts_unpriced_requests(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "models"},
+    )
+
+    rows = read_csv(response)
+    by_name = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert by_name["mystery"]["unpriced_requests"] == "1"
+    assert by_name["mystery"]["cost_usd"] == ""
+    assert by_name["gpt-4o-mini"]["unpriced_requests"] == "0"
+
+
+def test_applications_export_has_a_row_for_unattached_keys(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:overview-export", args=["acme"]),
+        {"range": "24h", "table": "applications"},
+    )
+
+    rows = read_csv(response)
+    assert [row[:2] for row in rows[1:]] == [
+        ["Support Bot", "7"],
+        ["No application", "1"],
+    ]
+
+
+def test_event_export_identifies_keys_and_uses_the_chosen_timezone(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "events", "tz": "Asia/Kolkata"},
+    )
+
+    rows = read_csv(response)
+    record = dict(zip(rows[0], rows[1], strict=True))
+    assert record["key_name"] == "'=HYPERLINK(1)"
+    assert record["key_prefix"] == traffic.prefix
+    assert record["occurred_at"].endswith("+05:30")
+    assert datetime.datetime.fromisoformat(record["occurred_at"]).tzinfo is not None
+
+
+def test_export_file_name_has_application_slug_and_id(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"range": "24h", "table": "keys"},
+    )
+
+    assert (
+        f'filename="acme-support-bot-{application.pk}-keys-'
+        in (response["Content-Disposition"])
+    )
 
 
 def test_series_export_matches_page_totals(client, owner, application, traffic):

@@ -1,4 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import pluralize
 
 from insights.models import IngestionToken
 from insights.tokens import create_ingestion_token
@@ -24,7 +25,10 @@ class Command(BaseCommand):
         project, name, revoke = options["project"], options["name"], options["revoke"]
         found = Project.objects.filter(slug=project).first()
         if found is None:
-            raise CommandError(f"Project {project!r} not found.")
+            raise CommandError(
+                f"Project {project!r} not found. Pass a project slug as shown in "
+                "the admin's project list."
+            )
         if options["list"]:
             tokens = IngestionToken.objects.filter(project=found)
             for token in tokens:
@@ -33,7 +37,8 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"{token.prefix}…  {state:<8} last used {used}  {token.name}"
                 )
-            self.stdout.write(f"{tokens.count()} tokens.")
+            count = tokens.count()
+            self.stdout.write(f"{count} token{pluralize(count)}.")
             return
         if revoke:
             from django.utils import timezone

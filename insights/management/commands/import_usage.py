@@ -5,9 +5,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 
 from insights import importers
-from insights.canonical import RecordError, parse_timestamp
+from insights.canonical import RecordError, check_not_future, parse_timestamp
 from workspace.models import APIKey, Project
 
 
@@ -86,7 +87,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         project = Project.objects.filter(slug=options["project"]).first()
         if project is None:
-            raise CommandError(f"Project {options['project']!r} not found.")
+            raise CommandError(
+                f"Project {options['project']!r} not found. Pass a project slug as "
+                "shown in the admin's project list."
+            )
         if options["batch_size"] < 1 or options["batch_size"] > 10_000:
             raise CommandError("--batch-size must be between 1 and 10000.")
         if not 0 <= options["failure_rate"] < 1:
@@ -124,7 +128,9 @@ class Command(BaseCommand):
         if value == "now":
             return datetime.datetime.now(datetime.UTC)
         try:
-            return parse_timestamp(value, "--end-at")
+            moment = parse_timestamp(value, "--end-at")
+            check_not_future(moment, "--end-at")
+            return moment
         except RecordError as error:
             raise CommandError(str(error)) from None
 
@@ -201,9 +207,11 @@ class Command(BaseCommand):
         rows = self._rows(path, options, random.Random(options["seed"]))
         total = len(rows)
 
+        verb = "would be imported" if options["dry_run"] else "imported"
+
         def progress(report):
             self.stdout.write(
-                f"  {report.read:,} of {total:,} rows read, {report.imported:,} imported"
+                f"  {report.read:,} of {total:,} rows read, {report.imported:,} {verb}"
             )
 
         importer = importers.Importer(
@@ -231,9 +239,13 @@ class Command(BaseCommand):
                 if report.synthesized_failures
                 else ""
             )
-            + f" ({report.batches} batches)."
+            + f" ({report.batches:,} batch{pluralize(report.batches, 'es')})."
         )
         for reason, count in report.skipped.most_common(10):
-            self.stdout.write(f"  skipped {count:,}: {reason}")
+            lines = report.skipped_lines[reason]
+            where = ", ".join(str(line) for line in lines)
+            if count > len(lines):
+                where += f" and {count - len(lines):,} more"
+            self.stdout.write(f"  line{pluralize(count)} {where}: {reason}")
         if len(report.skipped) > 10:
             self.stdout.write(f"  … and {len(report.skipped) - 10} more reasons")

@@ -19,7 +19,6 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--since",
-            type=datetime.date.fromisoformat,
             help="Rebuild only from this UTC date (YYYY-MM-DD) on.",
         )
         parser.add_argument(
@@ -36,12 +35,21 @@ class Command(BaseCommand):
             )
             missing = sorted(set(project) - set(found))
             if missing:
-                raise CommandError(f"Project not found: {', '.join(missing)}.")
+                raise CommandError(
+                    f"Project not found: {', '.join(missing)}. Pass project slugs "
+                    "as shown in the admin's project list."
+                )
             project_ids = list(found.values())
         since_at = None
         if since is not None:
+            try:
+                since_date = datetime.date.fromisoformat(since)
+            except ValueError:
+                raise CommandError(
+                    f"--since {since!r} is not a date; use YYYY-MM-DD, e.g. 2026-03-01."
+                ) from None
             since_at = datetime.datetime.combine(
-                since, datetime.time(), tzinfo=datetime.UTC
+                since_date, datetime.time(), tzinfo=datetime.UTC
             )
 
         if dry_run:
