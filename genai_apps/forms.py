@@ -1,11 +1,11 @@
 """Forms for GenAI applications and for attaching keys to them."""
 
 from django import forms
-from django.db.models import Q, Value
+from django.db.models import Value
 from django.db.models.functions import Lower
 
 from genai_apps.models import APPLICATION_NAME_MAX_LENGTH, GenAIApplication
-from workspace.forms import resolve_target, target_choices
+from workspace.forms import KeySearchForm
 from workspace.ids import MAX_ID
 from workspace.models import APIKey, KeyStatus
 
@@ -151,35 +151,5 @@ class AttachKeysForm(forms.Form):
         return None
 
 
-class PickerFilterForm(forms.Form):
+class PickerFilterForm(KeySearchForm):
     """Search and provider/proxy filter of the key picker."""
-
-    q = forms.CharField(
-        label="Search",
-        required=False,
-        widget=forms.TextInput(
-            attrs={"type": "search", "placeholder": "Name or prefix"}
-        ),
-    )
-    target = forms.ChoiceField(label="Provider or proxy", required=False)
-
-    def __init__(self, *args, project, **kwargs):
-        self.project = project
-        super().__init__(*args, **kwargs)
-        self.fields["target"].choices = [
-            ("", "Any provider or proxy"),
-            *target_choices(project),
-        ]
-
-    def filter(self, queryset):
-        if not self.is_valid():
-            return queryset
-        query = self.cleaned_data["q"].strip()
-        if query:
-            queryset = queryset.filter(
-                Q(name__icontains=query) | Q(prefix__startswith=query)
-            )
-        if self.cleaned_data["target"]:
-            provider, proxy = resolve_target(self.project, self.cleaned_data["target"])
-            queryset = queryset.filter(provider=provider, proxy=proxy)
-        return queryset

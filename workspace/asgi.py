@@ -11,6 +11,7 @@ import os
 from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
+from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workspace.settings")
 
@@ -20,7 +21,8 @@ if settings.DEBUG:
     # from the reverse proxy.
     django_application = ASGIStaticFilesHandler(django_application)
 
-# Imported after Django is set up, because the gateway imports models.
-from gateway.app import GatewayApp  # noqa: E402
+# Loaded by dotted path after Django is set up, because the gateway imports
+# models and workspace does not import the other apps.
+GatewayApp = import_string("gateway.app.GatewayApp")
 
 application = GatewayApp(fallback=django_application)

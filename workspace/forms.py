@@ -8,7 +8,6 @@ from django.db.models.functions import Lower
 from django.forms import inlineformset_factory
 from django.utils import timezone
 
-from genai_apps.models import GenAIApplication
 from workspace.ids import parse_id
 from workspace.models import (
     MAX_TOKENS_LIMIT,
@@ -496,8 +495,11 @@ class APIKeyForm(forms.Form):
         )
 
 
-class KeyFilterForm(forms.Form):
-    """Search and filters of the API Keys page; invalid values are ignored."""
+class KeySearchForm(forms.Form):
+    """Search by name or prefix and a provider/proxy filter over API keys.
+
+    Invalid values are ignored, so a stale link shows the unfiltered list.
+    """
 
     q = forms.CharField(
         label="Search",
@@ -506,11 +508,7 @@ class KeyFilterForm(forms.Form):
             attrs={"type": "search", "placeholder": "Name or prefix"}
         ),
     )
-    status = forms.ChoiceField(
-        required=False, choices=[("", "Any status"), *KeyStatus.choices]
-    )
     target = forms.ChoiceField(label="Provider or proxy", required=False)
-    application = forms.ChoiceField(required=False)
 
     def __init__(self, *args, project, **kwargs):
         self.project = project
@@ -519,6 +517,32 @@ class KeyFilterForm(forms.Form):
             ("", "Any provider or proxy"),
             *target_choices(project),
         ]
+
+    def filter(self, queryset):
+        if not self.is_valid():
+            return queryset
+
+        query = self.cleaned_data["q"].strip()
+        if query:
+            queryset = queryset.filter(
+                Q(name__icontains=query) | Q(prefix__startswith=query)
+            )
+        if self.cleaned_data["target"]:
+            provider, proxy = resolve_target(self.project, self.cleaned_data["target"])
+            queryset = queryset.filter(provider=provider, proxy=proxy)
+        return queryset
+
+
+class KeyFilterForm(KeySearchForm):
+    """Search and filters of the API Keys page, adding status and application."""
+
+    status = forms.ChoiceField(
+        required=False, choices=[("", "Any status"), *KeyStatus.choices]
+    )
+    application = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, project=project, **kwargs)
         self.fields["application"].choices = [
             ("", "Any application"),
             (NO_APPLICATION, "No application"),
@@ -526,18 +550,12 @@ class KeyFilterForm(forms.Form):
         ]
 
     def filter(self, queryset):
+        queryset = super().filter(queryset)
         if not self.is_valid():
             return queryset
-        query = self.cleaned_data["q"].strip()
-        if query:
-            queryset = queryset.filter(
-                Q(name__icontains=query) | Q(prefix__startswith=query)
-            )
+
         if self.cleaned_data["status"]:
             queryset = queryset.with_status(self.cleaned_data["status"])
-        if self.cleaned_data["target"]:
-            provider, proxy = resolve_target(self.project, self.cleaned_data["target"])
-            queryset = queryset.filter(provider=provider, proxy=proxy)
         application = self.cleaned_data["application"]
         if application == NO_APPLICATION:
             queryset = queryset.filter(mapping__isnull=True)
@@ -553,10 +571,12 @@ NO_APPLICATION = "none"
 
 def application_choices(project):
     """Return the project's live applications as (id, name) choices, by name."""
+    # Reached through the reverse relation, because workspace does not
+    # import genai_apps. The related manager sets each row's project, so
+    # project_id is loaded too, or every row would load it in a query.
     applications = (
-        GenAIApplication.objects.live()
-        .filter(project=project)
+        project.applications.filter(deleted_at__isnull=True)
         .order_by("name")
-        .only("name")
+        .only("name", "project_id")
     )
     return [(str(application.pk), application.name) for application in applications]
