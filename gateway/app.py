@@ -300,8 +300,8 @@ async def authenticate(scope):
         key = await key_cache.resolve(secret)
     except Exception:
         # Fail closed: without the cache or the database a revoked key
-        # cannot be told from an active one.
-        logger.exception("Key lookup failed; answering 503")
+        # cannot be distinguished from an active one.
+        logger.exception("Key lookup failed; responding with 503")
         raise Rejected(
             errors.GatewayError(
                 503,

@@ -46,7 +46,7 @@ WORDS = "This answer comes from the AI Workspace upstream simulator.".split()
 
 @dataclasses.dataclass
 class Script:
-    """What the simulator does for one request."""
+    """The scripted behaviour of the simulator for one request."""
 
     status: int = 200
     latency_ms: int = 0
