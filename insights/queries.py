@@ -15,7 +15,7 @@ import datetime
 import zoneinfo
 from decimal import Decimal
 
-from django.db.models import Q, Sum
+from django.db import connection
 
 from insights import histograms
 from insights.models import (
@@ -200,8 +200,8 @@ def split_by_level(start, end):
     return pieces
 
 
-def _conditions_by_level(intervals):
-    """Return {level: Q} selecting the buckets of each level that cover intervals."""
+def _ranges_by_level(intervals):
+    """Return {level: [(start, end), ...]}: the rollup buckets covering intervals."""
     by_level = {}
     for a, b in intervals:
         for level, piece_start, piece_end in split_by_level(a, b):
@@ -210,20 +210,95 @@ def _conditions_by_level(intervals):
                 ranges[-1] = (ranges[-1][0], piece_end)
             else:
                 ranges.append((piece_start, piece_end))
-    conditions = {}
-    for level, ranges in by_level.items():
-        q = Q()
+    return by_level
+
+
+def _bucket_condition(intervals):
+    """Return (SQL, params) selecting the rollup rows that cover intervals.
+
+    One condition ORs every level's ranges, so a read is one statement. A
+    row's bucket lies in exactly one piece, so no row is counted twice.
+    """
+    adapt = _adapt_datetime()
+    parts = []
+    params = []
+    for level, ranges in _ranges_by_level(intervals).items():
+        spans = " OR ".join(["(bucket_start >= %s AND bucket_start < %s)"] * len(ranges))
+        parts.append(f"(level = %s AND ({spans}))")
+        params.append(int(level))
         for a, b in ranges:
-            q |= Q(bucket_start__gte=a, bucket_start__lt=b)
-        conditions[level] = q
-    return conditions
+            params.extend((adapt(a), adapt(b)))
+    if not parts:
+        return "1 = 0", []
+    return "(" + " OR ".join(parts) + ")", params
 
 
-def _scoped(model, project_id, application_id):
-    queryset = model.objects.filter(project_id=project_id)
+def _adapt_datetime():
+    if connection.vendor == "postgresql":
+        return lambda value: value
+    return connection.ops.adapt_datetimefield_value
+
+
+def _epoch_sql():
+    """SQL for bucket_start in whole seconds since 1970, compared without datetimes."""
+    if connection.vendor == "postgresql":
+        return "EXTRACT(EPOCH FROM bucket_start)::bigint"
+    return "CAST(strftime('%%s', bucket_start) AS INTEGER)"
+
+
+def _epoch(moment):
+    return int(moment.timestamp())
+
+
+# Lookups that `filters` may use, as SQL operators with one parameter.
+_FILTER_OPERATORS = {"": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _filter_sql(table, filters):
+    """Return (SQL, params) for filters such as {"errors__gt": 0, "model__in": [...]}."""
+    columns = {field.column for field in table._meta.concrete_fields}
+    parts = []
+    params = []
+    for lookup, value in (filters or {}).items():
+        column, _, operator = lookup.partition("__")
+        if column not in columns:
+            raise ValueError(f"Unknown rollup column {column!r} in filters.")
+        if operator == "in":
+            values = list(value)
+            if not values:
+                parts.append("1 = 0")
+                continue
+            parts.append(f"{column} IN ({', '.join(['%s'] * len(values))})")
+            params.extend(values)
+        elif operator in _FILTER_OPERATORS:
+            parts.append(f"{column} {_FILTER_OPERATORS[operator]} %s")
+            params.append(value)
+        else:
+            raise ValueError(f"Unsupported lookup {lookup!r} in filters.")
+    return "".join(f" AND {part}" for part in parts), params
+
+
+def _select_sums(table, project_id, application_id, intervals, columns, filters=None):
+    """Return rows of (*columns, *metric sums) grouped by columns, from one statement.
+
+    columns are SQL expressions; sums are cast back to integers because
+    PostgreSQL returns SUM(bigint) as numeric, which loads as Decimal.
+    """
+    condition, params = _bucket_condition(intervals)
+    where = f"project_id = %s AND {condition}"
+    params = [project_id, *params]
     if application_id is not None:
-        queryset = queryset.filter(application_id=application_id)
-    return queryset
+        where += " AND application_id = %s"
+        params.append(application_id)
+    extra, extra_params = _filter_sql(table, filters)
+    sums = ", ".join(f"CAST(SUM({m}) AS BIGINT)" for m in METRIC_NAMES)
+    select = ", ".join([*columns, sums])
+    sql = f"SELECT {select} FROM {table._meta.db_table} WHERE {where}{extra}"
+    if columns:
+        sql += " GROUP BY " + ", ".join(str(i) for i in range(1, len(columns) + 1))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params + extra_params)
+        return cursor.fetchall()
 
 
 def _check_range(start, end):
@@ -252,22 +327,16 @@ def totals(
     """
     _check_range(start, end)
     result = {}
-    for level, condition in _conditions_by_level([(start, end)]).items():
-        queryset = _scoped(table, project_id, application_id).filter(
-            condition, level=level
-        )
-        if filters:
-            queryset = queryset.filter(**filters)
-        sums = {f"sum_{m}": Sum(m) for m in METRIC_NAMES}
-        if not group_by:
-            # values() without fields would group by every column.
-            row = queryset.order_by().aggregate(**sums)
-            result.setdefault((), Totals()).add([row[f"sum_{m}"] for m in METRIC_NAMES])
+    width = len(group_by)
+    rows = _select_sums(
+        table, project_id, application_id, [(start, end)], group_by, filters
+    )
+    for row in rows:
+        if not width and row[0] is None:
+            # An aggregate over no rows returns one row of NULLs.
             continue
-        rows = queryset.values(*group_by).annotate(**sums).order_by()
-        for row in rows.values_list(*group_by, *(f"sum_{m}" for m in METRIC_NAMES)):
-            key = tuple(row[: len(group_by)])
-            result.setdefault(key, Totals()).add(row[len(group_by) :])
+        key = tuple(row[:width])
+        result.setdefault(key, Totals()).add(row[width:])
     if not group_by and () not in result:
         result[()] = Totals()
     return result
@@ -278,28 +347,25 @@ def series(project_id, buckets, application_id=None, group_by=(), filters=None):
     if not buckets:
         return {}
     _check_range(buckets[0].start, buckets[-1].end)
-    starts = [b.start for b in buckets]
-    result = {}
+    starts = [_epoch(b.start) for b in buckets]
     intervals = [(b.start, b.end) for b in buckets]
-    for level, condition in _conditions_by_level(intervals).items():
-        queryset = _scoped(UsageRollup, project_id, application_id).filter(
-            condition, level=level
-        )
-        if filters:
-            queryset = queryset.filter(**filters)
-        rows = (
-            queryset.values("bucket_start", *group_by)
-            .annotate(**{f"sum_{m}": Sum(m) for m in METRIC_NAMES})
-            .order_by()
-            .values_list("bucket_start", *group_by, *(f"sum_{m}" for m in METRIC_NAMES))
-        )
-        for row in rows:
-            index = bisect.bisect_right(starts, row[0]) - 1
-            key = tuple(row[1 : 1 + len(group_by)])
-            per_bucket = result.get(key)
-            if per_bucket is None:
-                per_bucket = result[key] = [Totals() for _ in buckets]
-            per_bucket[index].add(row[1 + len(group_by) :])
+    result = {}
+    width = len(group_by)
+    rows = _select_sums(
+        UsageRollup,
+        project_id,
+        application_id,
+        intervals,
+        [_epoch_sql(), *group_by],
+        filters,
+    )
+    for row in rows:
+        index = bisect.bisect_right(starts, row[0]) - 1
+        key = tuple(row[1 : 1 + width])
+        per_bucket = result.get(key)
+        if per_bucket is None:
+            per_bucket = result[key] = [Totals() for _ in buckets]
+        per_bucket[index].add(row[1 + width :])
     if not group_by and () not in result:
         result[()] = [Totals() for _ in buckets]
     return result
@@ -327,21 +393,19 @@ def distributions(project_id, buckets, application_id=None):
     if not buckets:
         return overall, per_bucket
     _check_range(buckets[0].start, buckets[-1].end)
-    starts = [b.start for b in buckets]
-    intervals = [(b.start, b.end) for b in buckets]
-    for level, condition in _conditions_by_level(intervals).items():
-        rows = (
-            _scoped(
-                UsageHistogram,
-                project_id,
-                ALL_APPLICATIONS if application_id is None else application_id,
-            )
-            .filter(condition, level=level)
-            .values_list("bucket_start", "metric", "counts")
+    starts = [_epoch(b.start) for b in buckets]
+    condition, params = _bucket_condition([(b.start, b.end) for b in buckets])
+    application = ALL_APPLICATIONS if application_id is None else application_id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_epoch_sql()}, metric, counts FROM {UsageHistogram._meta.db_table} "
+            f"WHERE project_id = %s AND application_id = %s AND {condition}",
+            [project_id, application, *params],
         )
-        for start, metric, text in rows:
-            index = bisect.bisect_right(starts, start) - 1
-            histograms.merge_text(per_bucket[metric][index].counts, text)
+        rows = cursor.fetchall()
+    for start, metric, text in rows:
+        index = bisect.bisect_right(starts, start) - 1
+        histograms.merge_text(per_bucket[metric][index].counts, text)
     for metric, items in per_bucket.items():
         merged = overall[metric].counts
         get = merged.get
