@@ -145,17 +145,31 @@ class Report:
     unattached: queries.Totals | None = None
 
 
-def _error_charts(project_id, buckets, labels, application_id):
-    by_error = queries.series(
-        project_id,
-        buckets,
-        application_id,
-        group_by=("error_type", "status_code"),
-        filters={"errors__gt": 0},
-    )
+# The page's one read of the rollup series is grouped by these, and the
+# request, error and model charts are sums of its groups.
+ERROR_DIMENSIONS = ("error_type", "status_code")
+
+
+def _fold(by_group, buckets, key):
+    """Sum {group: [Totals per bucket]} into {key(group): [Totals per bucket]}."""
+    folded = {}
+    for group, per_bucket in by_group.items():
+        target = folded.get(key(group))
+        if target is None:
+            target = folded[key(group)] = [queries.Totals() for _ in buckets]
+        for total, item in zip(target, per_bucket, strict=True):
+            total.merge(item)
+    return folded
+
+
+def _error_charts(by_group, buckets, labels):
+    """Return the error charts from series grouped by (..., error_type, status_code)."""
+    by_error = _fold(by_group, buckets, lambda group: group[-2:])
     by_type = {}
     by_status = {}
     for (error_type, status_code), per_bucket in by_error.items():
+        if not any(t.errors for t in per_bucket):
+            continue
         name = ERROR_LABELS.get(error_type) or f"HTTP {status_code}"
         counts = by_type.setdefault(name, [0] * len(buckets))
         for i, t in enumerate(per_bucket):
@@ -180,12 +194,16 @@ def _error_charts(project_id, buckets, labels, application_id):
     return type_chart, status_chart, status_rows
 
 
-def _common(project_id, period, application_id):
-    buckets = queries.make_buckets(
-        period.start, period.end, period.tz, period.granularity
-    )
+def _common(project_id, period, application_id, by_group, buckets):
+    """Build the Report parts shared by both pages.
+
+    by_group is the series of the range grouped by columns that end with
+    ERROR_DIMENSIONS.
+    """
     labels = [b.label for b in buckets]
-    per_bucket = queries.series(project_id, buckets, application_id)[()]
+    per_bucket = _fold(by_group, buckets, lambda group: ()).get(())
+    if per_bucket is None:
+        per_bucket = [queries.Totals() for _ in buckets]
     total = queries.Totals()
     for t in per_bucket:
         total.merge(t)
@@ -237,9 +255,7 @@ def _common(project_id, period, application_id):
             ],
         },
     }
-    type_chart, status_chart, status_rows = _error_charts(
-        project_id, buckets, labels, application_id
-    )
+    type_chart, status_chart, status_rows = _error_charts(by_group, buckets, labels)
     charts["errors_by_type"] = type_chart
     charts["errors_by_status"] = status_chart
 
@@ -264,6 +280,10 @@ def _common(project_id, period, application_id):
         status_rows=status_rows,
     )
     return report, labels
+
+
+def _buckets(period):
+    return queries.make_buckets(period.start, period.end, period.tz, period.granularity)
 
 
 def _rounded(values):
@@ -294,12 +314,16 @@ def _cost_by(series_by_group, labels, name_of, limit=None):
 def application_report(application, period, key_names):
     """Return the Report of one application's page.
 
-    key_names maps key id to (name, prefix, status) for the keys table.
+    key_names(key_ids) returns {key id: (name, prefix, status)} for the keys
+    table; it is called with the ids that have usage in the range only.
     """
     project_id = application.project_id
-    report, labels = _common(project_id, period, application.pk)
-    buckets = report.buckets
-    by_model = queries.series(project_id, buckets, application.pk, group_by=("model",))
+    buckets = _buckets(period)
+    by_group = queries.series(
+        project_id, buckets, application.pk, group_by=("model", *ERROR_DIMENSIONS)
+    )
+    report, labels = _common(project_id, period, application.pk, by_group, buckets)
+    by_model = _fold(by_group, buckets, lambda group: group[:1])
     report.charts["cost_by_model"] = _cost_by(
         by_model, labels, lambda g: g[0] or "(no model)"
     )
@@ -316,8 +340,9 @@ def application_report(application, period, key_names):
         table=KeyRollup,
     )
     report.key_rows = []
+    names = key_names([key_id for (key_id,) in by_key])
     for (key_id,), totals in by_key.items():
-        name, prefix, status = key_names.get(key_id, ("(deleted key)", "", ""))
+        name, prefix, status = names.get(key_id, ("(deleted key)", "", ""))
         row = _row(name, totals, report.total)
         row.update({"key_id": key_id, "prefix": prefix, "status": status})
         report.key_rows.append(row)
@@ -330,7 +355,9 @@ def overview_report(project, period, application_names):
     application_names maps application id to (name, deleted); id 0 is usage
     from keys attached to no application.
     """
-    report, labels = _common(project.pk, period, None)
+    buckets = _buckets(period)
+    by_group = queries.series(project.pk, buckets, group_by=ERROR_DIMENSIONS)
+    report, labels = _common(project.pk, period, None, by_group, buckets)
     by_app = queries.totals(
         project.pk, period.start, period.end, group_by=("application_id",)
     )

@@ -1,4 +1,5 @@
 import datetime
+import functools
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -103,13 +104,15 @@ def _chart(name, data):
     }
 
 
-def _key_names(project):
+def _key_names(project, key_ids=None):
+    """Return {key id: (name, prefix, status)} for the project's keys, or those of key_ids."""
+    keys = APIKey.objects.filter(project=project)
+    if key_ids is not None:
+        keys = keys.filter(pk__in=key_ids)
     now = timezone.now()
     return {
         key.pk: (key.name, key.prefix, key.status_at(now))
-        for key in APIKey.objects.filter(project=project).only(
-            "pk", "name", "prefix", "revoked_at", "expires_at"
-        )
+        for key in keys.only("pk", "name", "prefix", "revoked_at", "expires_at")
     }
 
 
@@ -218,7 +221,9 @@ def application(request, project_slug, application_id):
     form, range_key, tz_name = read_options(request)
     period = make_period(form, range_key, tz_name, timezone.now())
 
-    report = reports.application_report(app, period, _key_names(project))
+    report = reports.application_report(
+        app, period, functools.partial(_key_names, project)
+    )
     key_table = KeyTable(sortable(report.key_rows), prefix="keys-")
     model_table = ModelTable(sortable(report.model_rows), prefix="models-")
     config = RequestConfig(request, paginate={"per_page": TABLE_ROWS_PER_PAGE})
@@ -277,7 +282,9 @@ def _export(request, project, app):
     if app is None:
         report = reports.overview_report(project, period, _application_names(project))
     else:
-        report = reports.application_report(app, period, _key_names(project))
+        report = reports.application_report(
+            app, period, functools.partial(_key_names, project)
+        )
     if kind == "series":
         header = [f"bucket ({tz_name})", *export.SERIES_HEADER[1:]]
         return export.stream_csv(stem, header, export.series_rows(report))
