@@ -7,6 +7,7 @@ batched usage writer. Everything else goes to Django.
 """
 
 import asyncio
+import gc
 import json
 import logging
 import re
@@ -84,6 +85,21 @@ class Call:
         )
 
 
+def freeze_startup_objects():
+    """Move every object alive after startup out of the garbage collector's reach.
+
+    Django and the libraries leave about 100,000 long-lived objects. Full
+    collections walked them all and paused the event loop under load: with
+    them, the p99 latency at concurrency 50 was about 7 times the p50 in
+    benchmarks/gateway_bench.py, and about 2 to 3 times without them.
+    gc.freeze() (Python 3.7+) leaves them out of later collections, and new
+    objects are collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+    logger.info("Froze %s startup objects out of garbage collection", gc.get_freeze_count())
+
+
 class GatewayApp:
     """Route /gateway/ to the data plane and everything else to `fallback`."""
 
@@ -103,6 +119,7 @@ class GatewayApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                freeze_startup_objects()
                 usage_writer.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
