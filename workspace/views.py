@@ -190,8 +190,10 @@ def _save_provider(form, formset):
 
 
 def _disable_form(form):
+    """Show the form read-only, without the help text that explains editing."""
     for field in form.fields.values():
         field.disabled = True
+        field.help_text = ""
 
 
 # App LLM Proxies

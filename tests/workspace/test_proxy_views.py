@@ -225,3 +225,17 @@ def test_proxy_form_ignores_provider_id_beyond_column_range(client, project, own
 
     assert response.status_code == 200
     assert "Choose a provider to pick which of its models" in response.text
+
+
+def test_read_only_proxy_form_hides_editing_instructions(client, project, viewer):
+    proxy = AppProxyFactory(project=project, max_tokens=100)
+    client.force_login(viewer)
+
+    response = client.get(
+        reverse("workspace:proxy-edit", args=[project.slug, proxy.pk])
+    )
+
+    assert response.status_code == 200
+    assert "You have read-only access to this project." in response.text
+    assert "Unique in the project" not in response.text
+    assert "Largest max_tokens a request may ask for" not in response.text
