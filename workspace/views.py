@@ -4,7 +4,7 @@ import secrets
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, ProtectedError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -189,6 +189,82 @@ def _save_provider(form, formset):
     return filled
 
 
+@require_http_methods(["GET", "POST"])
+@login_required
+def provider_delete(request, project_slug, provider_id):
+    membership = get_membership(request, project_slug)
+    provider = get_object_or_404(Provider, project=membership.project, pk=provider_id)
+    require_manager(membership, PROVIDER_MANAGERS_ONLY)
+    blockers = _delete_blockers(provider)
+    proxies = provider.proxies.count()
+    if proxies:
+        blockers.append(
+            f"{proxies} App LLM {'Proxy forwards' if proxies == 1 else 'Proxies forward'} to it."
+        )
+    return _delete_page(
+        request,
+        membership,
+        provider,
+        kind="Provider",
+        blockers=blockers,
+        list_url_name="workspace:provider-list",
+        nav_section="providers",
+    )
+
+
+def _delete_blockers(target):
+    """Return why target (a provider or proxy) cannot be deleted: keys issued for it.
+
+    Keys protect their target, because a key keeps its usage history and
+    stays listed after it is revoked.
+    """
+    keys = target.api_keys.count()
+    if not keys:
+        return []
+    return [
+        f"{keys} API {'key was' if keys == 1 else 'keys were'} generated for it. "
+        "Keys keep their usage history, so they are never deleted. Revoke them "
+        "to stop their traffic."
+    ]
+
+
+def _delete_page(request, membership, target, kind, blockers, list_url_name, nav_section):
+    """Confirm and delete a provider or proxy that nothing depends on."""
+    project = membership.project
+    if request.method == "POST" and not blockers:
+        name = target.name
+        try:
+            with transaction.atomic():
+                target.delete()
+        except ProtectedError:
+            # A key or proxy was created for it since the page was shown.
+            blockers = _delete_blockers(target) or [
+                "Something was created for it a moment ago; reload the page."
+            ]
+        else:
+            logger.info(
+                "%s %s deleted in project %s by user %s",
+                kind,
+                target.pk,
+                project.slug,
+                request.user.pk,
+            )
+            messages.success(request, f"{kind} “{name}” deleted.")
+            return redirect(list_url_name, project_slug=project.slug)
+    target_kind = "provider" if isinstance(target, Provider) else "proxy"
+    keys_url = reverse("workspace:key-list", args=[project.slug])
+    context = {
+        "target": target,
+        "kind": kind,
+        "blockers": blockers,
+        "keys_url": f"{keys_url}?target={target_kind}:{target.pk}",
+        "nav_section": nav_section,
+        "cancel_url": request.path.removesuffix("delete/"),
+    }
+    status = 409 if request.method == "POST" and blockers else 200
+    return render(request, "workspace/target_delete.html", context, status=status)
+
+
 def _disable_form(form):
     """Show the form read-only, without the help text that explains editing."""
     for field in form.fields.values():
@@ -271,6 +347,23 @@ def _proxy_form_page(request, membership, proxy):
     }
     return render_page(
         request, "workspace/proxy_form.html", context, partial="allowed-models"
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def proxy_delete(request, project_slug, proxy_id):
+    membership = get_membership(request, project_slug)
+    proxy = get_object_or_404(AppProxy, project=membership.project, pk=proxy_id)
+    require_editor(membership)
+    return _delete_page(
+        request,
+        membership,
+        proxy,
+        kind="App LLM Proxy",
+        blockers=_delete_blockers(proxy),
+        list_url_name="workspace:proxy-list",
+        nav_section="proxies",
     )
 
 

@@ -4,7 +4,12 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from tests.factories import AppProxyFactory, ProviderFactory, ProviderModelFactory
+from tests.factories import (
+    APIKeyFactory,
+    AppProxyFactory,
+    ProviderFactory,
+    ProviderModelFactory,
+)
 from workspace.models import Provider, ProviderModel, Vendor
 
 
@@ -434,3 +439,79 @@ def test_provider_form_vendor_select_says_choose(client, project, owner):
 
     assert '<option value="" selected>Choose…</option>' in response.text
     assert "---------" not in response.text
+
+
+def delete_url(provider):
+    return reverse(
+        "workspace:provider-delete", args=[provider.project.slug, provider.pk]
+    )
+
+
+def test_provider_delete_asks_then_deletes(client, project, owner):
+    provider = ProviderFactory(project=project, name="Old upstream")
+    ProviderModelFactory(provider=provider, name="gpt-4o-mini")
+    client.force_login(owner)
+
+    page = client.get(delete_url(provider))
+    response = client.post(delete_url(provider))
+
+    assert page.status_code == 200
+    assert "Delete Provider “Old upstream”?" in page.text
+    assert Provider.objects.filter(pk=provider.pk).exists() is False
+    assert ProviderModel.objects.filter(provider_id=provider.pk).exists() is False
+    assert response.status_code == 302
+    assert response.url == reverse("workspace:provider-list", args=[project.slug])
+
+
+def test_provider_with_keys_is_not_deleted(client, project, owner):
+    provider = ProviderFactory(project=project)
+    APIKeyFactory(project=project, provider=provider)
+    APIKeyFactory(project=project, provider=provider, revoked=True)
+    client.force_login(owner)
+
+    page = client.get(delete_url(provider))
+    response = client.post(delete_url(provider))
+
+    assert "cannot be deleted" in page.text
+    assert "2 API keys were generated for it." in page.text
+    assert f"keys/?target=provider:{provider.pk}" in page.text
+    assert 'class="danger">Delete</button>' not in page.text
+    assert response.status_code == 409
+    assert Provider.objects.filter(pk=provider.pk).exists()
+
+
+def test_provider_with_proxy_is_not_deleted(client, project, owner):
+    provider = ProviderFactory(project=project)
+    AppProxyFactory(project=project, provider=provider)
+    client.force_login(owner)
+
+    response = client.post(delete_url(provider))
+
+    assert response.status_code == 409
+    assert "1 App LLM Proxy forwards to it." in response.text
+    assert Provider.objects.filter(pk=provider.pk).exists()
+
+
+def test_provider_delete_needs_manager(client, project, teammate, outsider):
+    provider = ProviderFactory(project=project)
+
+    client.force_login(teammate)
+    developer_response = client.post(delete_url(provider))
+    client.force_login(outsider)
+    outsider_response = client.post(delete_url(provider))
+
+    assert developer_response.status_code == 403
+    assert outsider_response.status_code == 404
+    assert Provider.objects.filter(pk=provider.pk).exists()
+
+
+def test_provider_edit_page_links_to_delete(client, project, owner, teammate):
+    provider = ProviderFactory(project=project)
+
+    client.force_login(owner)
+    owner_page = client.get(edit_url(provider))
+    client.force_login(teammate)
+    developer_page = client.get(edit_url(provider))
+
+    assert delete_url(provider) in owner_page.text
+    assert delete_url(provider) not in developer_page.text

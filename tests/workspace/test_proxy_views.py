@@ -3,6 +3,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from tests.factories import (
+    APIKeyFactory,
     AppProxyFactory,
     ProviderFactory,
     ProviderModelFactory,
@@ -239,3 +240,41 @@ def test_read_only_proxy_form_hides_editing_instructions(client, project, viewer
     assert "You have read-only access to this project." in response.text
     assert "Unique in the project" not in response.text
     assert "Largest max_tokens a request may ask for" not in response.text
+
+
+def proxy_delete_url(proxy):
+    return reverse("workspace:proxy-delete", args=[proxy.project.slug, proxy.pk])
+
+
+def test_proxy_delete_asks_then_deletes(client, project, teammate):
+    proxy = AppProxyFactory(project=project, name="Old proxy")
+    client.force_login(teammate)
+
+    page = client.get(proxy_delete_url(proxy))
+    response = client.post(proxy_delete_url(proxy))
+
+    assert "Delete App LLM Proxy “Old proxy”?" in page.text
+    assert response.status_code == 302
+    assert AppProxy.objects.filter(pk=proxy.pk).exists() is False
+
+
+def test_proxy_with_key_is_not_deleted(client, project, owner):
+    proxy = AppProxyFactory(project=project)
+    APIKeyFactory(project=project, provider=None, proxy=proxy)
+    client.force_login(owner)
+
+    response = client.post(proxy_delete_url(proxy))
+
+    assert response.status_code == 409
+    assert "1 API key was generated for it." in response.text
+    assert AppProxy.objects.filter(pk=proxy.pk).exists()
+
+
+def test_proxy_delete_forbidden_for_viewer(client, project, viewer):
+    proxy = AppProxyFactory(project=project)
+    client.force_login(viewer)
+
+    response = client.post(proxy_delete_url(proxy))
+
+    assert response.status_code == 403
+    assert AppProxy.objects.filter(pk=proxy.pk).exists()
