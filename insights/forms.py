@@ -25,11 +25,33 @@ RANGE_CHOICES = [
 DEFAULT_RANGE = "7d"
 # Custom ranges longer than this would read more daily buckets than a page should.
 MAX_CUSTOM_DAYS = 400
+# Custom dates outside these bounds are rejected: the year 0026 from a
+# mistyped date picker, and local mean time offsets (before about 1970) that
+# do not fall on the 15-minute boundaries the rollups are cut at.
+EARLIEST_DATE = datetime.date(2000, 1, 1)
+LATEST_DATE = datetime.date(2100, 12, 31)
 TIMEZONE_COOKIE = "aiw_tz"
+# Names in the tz database that are not places: "localtime" is the server's
+# own zone and "Factory" an empty placeholder.
+_NOT_PLACES = {"Factory", "localtime", "posixrules"}
 
 
-def timezone_choices():
-    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+_CANONICAL_TIMEZONES = {
+    name.lower(): name for name in zoneinfo.available_timezones() - _NOT_PLACES
+}
+
+
+def canonical_timezone(name):
+    """Return the IANA spelling of name, matched without regard to case.
+
+    Raises ValueError for names that are not places in the tz database.
+    """
+    canonical = _CANONICAL_TIMEZONES.get(name.strip().lower())
+    if canonical is None:
+        raise ValueError(
+            f"Unknown timezone {name!r}; use an IANA name such as Europe/Berlin."
+        )
+    return canonical
 
 
 class RangeForm(forms.Form):
@@ -49,10 +71,24 @@ class RangeForm(forms.Form):
     def clean_tz(self):
         name = self.cleaned_data.get("tz") or "UTC"
         try:
-            queries.get_timezone(name)
+            return canonical_timezone(name)
         except ValueError as error:
             raise forms.ValidationError(str(error)) from None
-        return name
+
+    def _clean_date(self, name, label):
+        value = self.cleaned_data.get(name)
+        if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+            raise forms.ValidationError(
+                f"{label}: enter a date between {EARLIEST_DATE} and {LATEST_DATE}, "
+                f"not {value:%Y-%m-%d}."
+            )
+        return value
+
+    def clean_start(self):
+        return self._clean_date("start", "Start date")
+
+    def clean_end(self):
+        return self._clean_date("end", "End date")
 
     def clean(self):
         cleaned = super().clean()
@@ -107,6 +143,7 @@ def make_period(form, range_key, tz_name, now):
         end = datetime.datetime.combine(end_day, datetime.time(), tzinfo=tz).astimezone(
             datetime.UTC
         )
+        start, end = queries.align_range(start, end)
         return Period(start, end, tz, queries.granularity_for(start, end))
     end = queries.ceil_to_quarter(now)
     length = PRESETS[range_key]

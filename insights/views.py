@@ -2,7 +2,7 @@ import datetime
 import functools
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.html import escape
@@ -264,6 +264,15 @@ def _export(request, project, app):
     if kind == "applications" and app is not None:
         raise Http404(f"Unknown export {kind!r}.")
     form, range_key, tz_name = read_options(request)
+    if form.errors:
+        # A file of the default range, named like the requested one, would
+        # pass for the requested data; a page shows these errors instead.
+        problems = " ".join(
+            message for messages in form.errors.values() for message in messages
+        )
+        return HttpResponseBadRequest(
+            f"Invalid export options: {problems}", content_type="text/plain"
+        )
     period = make_period(form, range_key, tz_name, timezone.now())
     subject = f"{slugify(app.name) or 'application'}-{app.pk}" if app else "overview"
     stem = (

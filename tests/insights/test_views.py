@@ -439,3 +439,71 @@ def test_chart_table_escapes_labels(client, owner, project):
     body = response.content.decode()
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "zone"),
+    [
+        ("0026-11-25", "0026-11-28", "Europe/Berlin"),
+        ("1850-01-01", "1850-01-03", "Europe/Berlin"),
+        ("0001-01-01", "0001-01-02", "UTC"),
+        ("2026-11-01", "9999-12-31", "UTC"),
+    ],
+)
+def test_out_of_range_dates_get_message(client, owner, application, start, end, zone):
+    client.force_login(owner)
+    page_urls = [
+        reverse("insights:application", args=["acme", application.pk]),
+        reverse("insights:overview", args=["acme"]),
+    ]
+
+    for url in page_urls:
+        response = client.get(url, {"start": start, "end": end, "tz": zone})
+
+        assert response.status_code == 200
+        assert "enter a date between 2000-01-01 and 2100-12-31" in response.text
+
+
+def test_timezone_matches_without_case(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"tz": "europe/berlin"},
+    )
+
+    assert response.context["tz_name"] == "Europe/Berlin"
+
+
+@pytest.mark.parametrize("name", ["localtime", "Factory", "posixrules"])
+def test_timezone_rejects_names_that_are_not_places(client, owner, application, name):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"tz": name},
+    )
+
+    assert response.context["tz_name"] == "UTC"
+    assert "Unknown timezone" in response.text
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"range": "bogus"}, "Select a valid choice. bogus"),
+        ({"tz": "Not/AZone"}, "Unknown timezone 'Not/AZone'"),
+        ({"start": "2026-03-05", "end": "2026-03-01"}, "The end date is before"),
+        ({"start": "2000-01-01", "end": "2026-12-04"}, "at most 400 days"),
+    ],
+)
+def test_export_rejects_invalid_options(client, owner, application, params, message):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application-export", args=["acme", application.pk]),
+        {"table": "series", **params},
+    )
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
