@@ -8,27 +8,27 @@ urlpatterns = [
     path("", views.application_list, name="application-list"),
     path("new/", views.application_create, name="application-create"),
     path(
-        "<int:application_id>/",
+        "<id:application_id>/",
         views.application_detail,
         name="application-detail",
     ),
     path(
-        "<int:application_id>/edit/",
+        "<id:application_id>/edit/",
         views.application_edit,
         name="application-edit",
     ),
     path(
-        "<int:application_id>/delete/",
+        "<id:application_id>/delete/",
         views.application_delete,
         name="application-delete",
     ),
     path(
-        "<int:application_id>/attach/",
+        "<id:application_id>/attach/",
         views.attach_keys,
         name="application-attach-keys",
     ),
     path(
-        "<int:application_id>/keys/<int:key_id>/remove/",
+        "<id:application_id>/keys/<id:key_id>/remove/",
         views.remove_key,
         name="application-remove-key",
     ),

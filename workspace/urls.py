@@ -1,7 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
 from workspace import views
+from workspace.ids import RowIdConverter
+
+# Registered before the included URL modules below are imported.
+register_converter(RowIdConverter, "id")
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -1,3 +1,4 @@
+import pytest
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -40,3 +41,31 @@ def test_server_error_page_renders_without_request():
 
     assert "Something went wrong" in html
     assert 'href="/"' in html
+
+
+HUGE_ID = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "applications/1/keys/{huge}/remove/",
+        "applications/{huge}/",
+        "applications/{huge}/attach/",
+        "insights/applications/{huge}/",
+        "insights/applications/{huge}/export.csv",
+        "providers/{huge}/",
+        "providers/{huge}/delete/",
+        "proxies/{huge}/",
+        "keys/{huge}/revoke/",
+        "keys/9223372036854775808/revoke/",
+    ],
+)
+def test_id_beyond_64_bits_is_not_found(client, project, owner, path):
+    client.force_login(owner)
+
+    get_response = client.get(f"/p/{project.slug}/" + path.format(huge=HUGE_ID))
+    post_response = client.post(f"/p/{project.slug}/" + path.format(huge=HUGE_ID))
+
+    assert get_response.status_code == 404
+    assert post_response.status_code == 404
