@@ -108,7 +108,9 @@ class GatewayApp:
         self.session = None
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"].startswith("/gateway/"):
+        if scope["type"] == "http" and (
+            scope["path"] == "/gateway" or scope["path"].startswith("/gateway/")
+        ):
             await self.handle(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.serve_lifespan(receive, send)
@@ -403,6 +405,10 @@ def parse_request(key, operation, method, body):
         raise errors.bad_request(
             "The request body is not valid JSON.", code="invalid_json"
         ) from None
+    except RecursionError:
+        raise errors.bad_request(
+            "The request body is JSON nested too deeply to parse.", code="invalid_json"
+        ) from None
     if not isinstance(payload, dict):
         raise errors.bad_request(
             "The request body must be a JSON object.", code="invalid_json"
@@ -514,14 +520,25 @@ async def _send_error(send, error):
 
 
 async def _read_body(receive):
-    message = await receive()
-    body = message.get("body", b"")
-    if not message.get("more_body"):
-        return body
-    chunks = [body]
-    while message.get("more_body"):
+    """Return the request body; raise a 413 GatewayError past GATEWAY_MAX_BODY_BYTES."""
+    limit = settings.GATEWAY_MAX_BODY_BYTES
+    chunks = []
+    size = 0
+    more = True
+    while more:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise errors.GatewayError(
+                413,
+                f"The request body is larger than {limit:,} bytes; send less "
+                "content or raise GATEWAY_MAX_BODY_BYTES on the gateway.",
+                "invalid_request_error",
+                code="request_too_large",
+            )
+        chunks.append(chunk)
+        more = message.get("more_body", False)
     return b"".join(chunks)
 
 

@@ -158,6 +158,8 @@ GATEWAY_UPSTREAM_TIMEOUT = env_float("GATEWAY_UPSTREAM_TIMEOUT", 120.0)
 # Gateway usage writer: seconds between batch writes, records per early write,
 # records kept while the database is unavailable, and seconds spent flushing
 # at shutdown. See gateway/recorder.py for what can be lost.
+# Request bodies above this many bytes get a 413 before anything is forwarded.
+GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024)
 GATEWAY_FLUSH_INTERVAL = env_float("GATEWAY_FLUSH_INTERVAL", 1.0)
 GATEWAY_FLUSH_BATCH_SIZE = env_int("GATEWAY_FLUSH_BATCH_SIZE", 500)
 GATEWAY_BUFFER_MAX_EVENTS = env_int("GATEWAY_BUFFER_MAX_EVENTS", 100_000)

@@ -399,6 +399,43 @@ def test_invalid_json_body_is_400(gateway, mapped_key):
     assert event.error_type == ErrorType.BAD_REQUEST
 
 
+def test_deeply_nested_json_is_400(gateway, mapped_key):
+    response = httpx.post(
+        f"{gateway_base_url(gateway, mapped_key.provider)}/chat/completions",
+        content=b"[" * 100_000,
+        headers={"authorization": f"Bearer {mapped_key.secret}"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+    [event] = wait_for_events(key=mapped_key)
+    assert event.status_code == 400
+    assert event.error_type == ErrorType.BAD_REQUEST
+
+
+def test_body_above_limit_is_413(gateway_factory, mapped_key):
+    server = gateway_factory(GATEWAY_MAX_BODY_BYTES="1000")
+
+    response = httpx.post(
+        f"{gateway_base_url(server, mapped_key.provider)}/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 2000}]},
+        headers={"authorization": f"Bearer {mapped_key.secret}"},
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert "1,000 bytes" in response.json()["error"]["message"]
+    [event] = wait_for_events(key=mapped_key)
+    assert event.status_code == 413
+
+
+def test_gateway_root_without_slash_is_404(gateway):
+    response = httpx.post(f"{gateway.url}/gateway", json={"model": "gpt-4o-mini"})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_url"
+
+
 def test_missing_model_is_400(gateway, mapped_key):
     response = httpx.post(
         f"{gateway_base_url(gateway, mapped_key.provider)}/chat/completions",
