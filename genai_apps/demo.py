@@ -1,7 +1,8 @@
 """The demo workspace that `manage.py seed_demo` loads for `make run`.
 
-Every provider points at the local upstream simulator on 127.0.0.1:8001, so
-the demo never sends traffic to a real vendor. Model prices come from the
+Every provider points at the local upstream simulator (127.0.0.1:8001 unless
+`seed_demo --simulator-url` names another), so the demo never sends traffic to a
+real vendor. Model prices come from the
 bundled LiteLLM catalogue (workspace.pricing).
 """
 
@@ -51,13 +52,40 @@ DEMO_USERS = [
     ("root", None, "superuser for the admin site at /admin/"),
 ]
 
-DEMO_SIGN_IN = "\n".join(
-    [
-        "AI Workspace demo: open http://127.0.0.1:8000/ and sign in as one of",
-        *(f"  {username:<8} {description}" for username, _, description in DEMO_USERS),
-        f"All demo users have the password: {DEMO_PASSWORD}",
-    ]
-)
+DASHBOARD_URL = "http://127.0.0.1:8000/"
+
+
+def sign_in_text(dashboard_url=DASHBOARD_URL):
+    """Return the lines seed_demo prints: where to open the demo, and who can sign in."""
+    return "\n".join(
+        [
+            f"AI Workspace demo: open {dashboard_url} and sign in as one of",
+            *(
+                f"  {username:<8} {description}"
+                for username, _, description in DEMO_USERS
+            ),
+            f"All demo users have the password: {DEMO_PASSWORD}",
+        ]
+    )
+
+
+def point_demo_providers_at(simulator_url):
+    """Move the demo projects' providers to the simulator at simulator_url.
+
+    Keeps each base URL's path (/v1 or none). Returns the number of providers
+    whose base URL changed.
+    """
+    changed = 0
+    providers = Provider.objects.filter(
+        project__slug__in=[DEMO_PROJECT_SLUG, SANDBOX_PROJECT_SLUG]
+    )
+    for provider in providers:
+        path = "/v1" if provider.base_url.rstrip("/").endswith("/v1") else ""
+        base_url = f"{simulator_url.rstrip('/')}{path}"
+        if provider.base_url != base_url:
+            Provider.objects.filter(pk=provider.pk).update(base_url=base_url)
+            changed += 1
+    return changed
 
 
 @dataclasses.dataclass

@@ -6,9 +6,10 @@ from django.contrib.auth import authenticate
 
 from genai_apps.demo import (
     DEMO_PASSWORD,
-    DEMO_SIGN_IN,
     create_demo_workspace,
     delete_demo_workspace,
+    point_demo_providers_at,
+    sign_in_text,
 )
 from genai_apps.models import KeyMapping
 from workspace.models import APIKey, KeyStatus, Project, ProviderModel, Vendor
@@ -65,10 +66,11 @@ def test_demo_users_sign_in_with_printed_password(db):
     demo = create_demo_workspace(io.StringIO())
 
     for username, (user, password) in demo.users.items():
-        assert username in DEMO_SIGN_IN
+        assert username in sign_in_text()
         assert authenticate(username=username, password=password) == user
-    assert DEMO_PASSWORD in DEMO_SIGN_IN
-    assert "http://127.0.0.1:8000/" in DEMO_SIGN_IN
+    assert DEMO_PASSWORD in sign_in_text()
+    assert "http://127.0.0.1:8000/" in sign_in_text()
+    assert "http://127.0.0.1:8400/" in sign_in_text("http://127.0.0.1:8400/")
     assert demo.users["root"][0].is_superuser
 
 
@@ -97,3 +99,18 @@ def test_demo_attachments_follow_key_creation(db):
     ):
         assert mapping.attached_at > mapping.key.created_at
         assert mapping.attached_at > mapping.application.created_at
+
+
+def test_demo_providers_follow_simulator_url(db):
+    demo = create_demo_workspace(io.StringIO())
+
+    changed = point_demo_providers_at("http://127.0.0.1:8401")
+    again = point_demo_providers_at("http://127.0.0.1:8401")
+
+    urls = dict(
+        demo.project.providers.values_list("context_path", "base_url")
+    )
+    assert changed == len(urls) + 1  # the sandbox project's provider too
+    assert again == 0
+    assert urls["openai"] == "http://127.0.0.1:8401/v1"
+    assert urls["anthropic"] == "http://127.0.0.1:8401"

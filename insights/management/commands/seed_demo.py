@@ -1,11 +1,16 @@
+import urllib.parse
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from genai_apps.demo import (
-    DEMO_SIGN_IN,
+    DASHBOARD_URL,
+    SIMULATOR_URL,
     create_demo_workspace,
     delete_demo_workspace,
     demo_keys_path,
+    point_demo_providers_at,
+    sign_in_text,
     write_demo_keys,
 )
 from insights.demo import load_demo_traffic
@@ -31,10 +36,29 @@ class Command(BaseCommand):
             help="Scale the demo traffic; 1 loads about 85,000 usage events "
             "(default 1).",
         )
+        parser.add_argument(
+            "--simulator-url",
+            default=SIMULATOR_URL,
+            help=f"Origin of the upstream simulator the demo providers call "
+            f"(default {SIMULATOR_URL}).",
+        )
+        parser.add_argument(
+            "--dashboard-url",
+            default=DASHBOARD_URL,
+            help=f"Address printed for signing in (default {DASHBOARD_URL}).",
+        )
 
     def handle(self, *args, force=False, traffic_volume=1.0, **options):
         if traffic_volume <= 0:
             raise CommandError(f"--traffic-volume {traffic_volume:g} must be above 0.")
+        simulator_url = options["simulator_url"]
+        parts = urllib.parse.urlsplit(simulator_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+            raise CommandError(
+                f"--simulator-url {simulator_url!r} must be an origin such as "
+                "http://127.0.0.1:8001, without a path."
+            )
+        self.dashboard_url = options["dashboard_url"]
         existing = Project.objects.filter(slug="demo").first()
         if existing and not force:
             self.stdout.write("Demo project already loaded; use --force to reload it.")
@@ -43,6 +67,7 @@ class Command(BaseCommand):
                     f"{demo_keys_path()} is missing, so `replay_trace --demo` cannot "
                     "call with the demo keys; run `manage.py seed_demo --force`."
                 )
+            self._point_providers(simulator_url)
             self._print_sign_in()
             return
         with transaction.atomic():
@@ -54,7 +79,12 @@ class Command(BaseCommand):
             path = write_demo_keys(demo)
         self.stdout.write(f"Wrote the demo keys' secrets to {path} (demo only).")
         load_demo_traffic(demo, self.stdout, volume=traffic_volume)
+        self._point_providers(simulator_url)
         self._print_sign_in()
 
+    def _point_providers(self, simulator_url):
+        if point_demo_providers_at(simulator_url):
+            self.stdout.write(f"Demo providers now call the simulator at {simulator_url}.")
+
     def _print_sign_in(self):
-        self.stdout.write(self.style.SUCCESS(DEMO_SIGN_IN))
+        self.stdout.write(self.style.SUCCESS(sign_in_text(self.dashboard_url)))
