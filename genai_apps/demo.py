@@ -1,9 +1,9 @@
 """The demo workspace that `manage.py seed_demo` loads for `make run`.
 
 Every provider points at the local upstream simulator (127.0.0.1:8001 unless
-`seed_demo --simulator-url` names another), so the demo never sends traffic to a
-real vendor. Model prices come from the
-bundled LiteLLM catalogue (workspace.pricing).
+`seed_demo --simulator-url` names another), so the demo never sends traffic
+to a real vendor. Model prices come from the bundled LiteLLM catalogue
+(workspace.pricing).
 """
 
 import dataclasses
