@@ -167,10 +167,23 @@ def make_buckets(start, end, tz, granularity):
     edge = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
     while edge < end:
         following = edge + datetime.timedelta(hours=1)
-        label = edge.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        buckets.append(Bucket(max(edge, start), min(following, end), label))
+        buckets.append(Bucket(max(edge, start), min(following, end), _hour_label(edge, tz)))
         edge = following
     return buckets
+
+
+def _hour_label(moment, tz):
+    """Return the local hour of moment, with its UTC offset when the hour repeats.
+
+    On the day clocks go back, 01:00 comes twice in America/New_York; the
+    offset (UTC-04:00, then UTC-05:00) tells the two buckets apart.
+    """
+    local = moment.astimezone(tz)
+    label = local.strftime("%Y-%m-%d %H:%M")
+    if local.replace(fold=1 - local.fold).utcoffset() == local.utcoffset():
+        return label
+    offset = local.strftime("%z")
+    return f"{label} UTC{offset[:3]}:{offset[3:]}"
 
 
 def split_by_level(start, end):

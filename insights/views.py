@@ -301,15 +301,28 @@ def _export(request, project, app):
         return export.stream_csv(
             stem,
             export.KEY_BREAKDOWN_HEADER,
-            export.breakdown_rows(report.key_rows, with_prefix=True),
+            export.breakdown_rows(_by_cost(report.key_rows), with_prefix=True),
         )
     if kind == "models":
-        rows = report.model_rows
+        rows = _by_cost(report.model_rows)
     else:
-        rows = [*report.application_rows]
+        rows = _by_cost(report.application_rows)
         if report.unattached.requests:
             rows.append(reports.unattached_row(report.unattached, report.total))
     return export.stream_csv(stem, export.BREAKDOWN_HEADER, export.breakdown_rows(rows))
+
+
+def _by_cost(rows):
+    """Return rows in the tables' default order: highest cost first, unknown cost last."""
+    return sorted(
+        rows,
+        key=lambda row: (
+            row["cost"] is None,
+            -(row["cost"] or 0),
+            -row["requests"],
+            row["name"],
+        ),
+    )
 
 
 @require_GET

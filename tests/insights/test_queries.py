@@ -195,3 +195,18 @@ def test_latency_percentile_within_two_percent(project, q):
 
     exact = exact_percentile(in_range, q)
     assert abs(estimate - exact) / exact <= 0.02
+
+
+def test_repeated_hour_labels_carry_offset():
+    tz = queries.get_timezone("America/New_York")
+    start = datetime.datetime(2026, 11, 1, 4, tzinfo=UTC)  # 00:00 EDT
+    end = datetime.datetime(2026, 11, 1, 8, tzinfo=UTC)  # 03:00 EST
+
+    buckets = queries.make_buckets(start, end, tz, queries.Granularity.HOUR)
+
+    assert [b.label for b in buckets] == [
+        "2026-11-01 00:00",
+        "2026-11-01 01:00 UTC-04:00",
+        "2026-11-01 01:00 UTC-05:00",
+        "2026-11-01 02:00",
+    ]

@@ -308,6 +308,9 @@ def test_model_export_counts_unpriced_requests(client, owner, application, traff
     assert by_name["mystery"]["unpriced_requests"] == "1"
     assert by_name["mystery"]["cost_usd"] == ""
     assert by_name["gpt-4o-mini"]["unpriced_requests"] == "0"
+    # As the table shows them by default: highest cost first, unknown cost last.
+    assert [row[0] for row in rows[1:]][0] == "gpt-4o-mini"
+    assert [row[0] for row in rows[1:]][-1] == "mystery"
 
 
 def test_applications_export_has_a_row_for_unattached_keys(
