@@ -48,6 +48,7 @@ test: install-test
 	$(BIN)/python -m pytest -n auto -rs
 
 lint: install-test
+	$(BIN)/pip install --quiet -e ".[dev]"
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean:

@@ -97,7 +97,9 @@ def freeze_startup_objects():
     """
     gc.collect()
     gc.freeze()
-    logger.info("Froze %s startup objects out of garbage collection", gc.get_freeze_count())
+    logger.info(
+        "Froze %s startup objects out of garbage collection", gc.get_freeze_count()
+    )
 
 
 class GatewayApp:

@@ -167,7 +167,9 @@ def make_buckets(start, end, tz, granularity):
     edge = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
     while edge < end:
         following = edge + datetime.timedelta(hours=1)
-        buckets.append(Bucket(max(edge, start), min(following, end), _hour_label(edge, tz)))
+        buckets.append(
+            Bucket(max(edge, start), min(following, end), _hour_label(edge, tz))
+        )
         edge = following
     return buckets
 
@@ -235,7 +237,9 @@ def _bucket_condition(intervals):
     parts = []
     params = []
     for level, ranges in _ranges_by_level(intervals).items():
-        spans = " OR ".join(["(bucket_start >= %s AND bucket_start < %s)"] * len(ranges))
+        spans = " OR ".join(
+            ["(bucket_start >= %s AND bucket_start < %s)"] * len(ranges)
+        )
         parts.append(f"(level = %s AND ({spans}))")
         params.append(int(level))
         for a, b in ranges:

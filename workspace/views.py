@@ -228,7 +228,9 @@ def _delete_blockers(target):
     ]
 
 
-def _delete_page(request, membership, target, kind, blockers, list_url_name, nav_section):
+def _delete_page(
+    request, membership, target, kind, blockers, list_url_name, nav_section
+):
     """Confirm and delete a provider or proxy that nothing depends on."""
     project = membership.project
     if request.method == "POST" and not blockers:

@@ -418,7 +418,10 @@ def test_body_above_limit_is_413(gateway_factory, mapped_key):
 
     response = httpx.post(
         f"{gateway_base_url(server, mapped_key.provider)}/chat/completions",
-        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 2000}]},
+        json={
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "x" * 2000}],
+        },
         headers={"authorization": f"Bearer {mapped_key.secret}"},
     )
 

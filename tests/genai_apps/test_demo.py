@@ -107,9 +107,7 @@ def test_demo_providers_follow_simulator_url(db):
     changed = point_demo_providers_at("http://127.0.0.1:8401")
     again = point_demo_providers_at("http://127.0.0.1:8401")
 
-    urls = dict(
-        demo.project.providers.values_list("context_path", "base_url")
-    )
+    urls = dict(demo.project.providers.values_list("context_path", "base_url"))
     assert changed == len(urls) + 1  # the sandbox project's provider too
     assert again == 0
     assert urls["openai"] == "http://127.0.0.1:8401/v1"

@@ -88,7 +88,9 @@ def test_seed_demo_rejects_traffic_volume_of_zero(var_dir):
         seed(traffic_volume=0)
 
 
-@pytest.mark.parametrize("url", ["ftp://127.0.0.1:8001", "127.0.0.1:8001", "http://127.0.0.1:8001/v1"])
+@pytest.mark.parametrize(
+    "url", ["ftp://127.0.0.1:8001", "127.0.0.1:8001", "http://127.0.0.1:8001/v1"]
+)
 def test_seed_demo_rejects_simulator_url_that_is_not_an_origin(db, url):
     with pytest.raises(CommandError, match="must be an origin"):
         call_command("seed_demo", simulator_url=url)

@@ -53,7 +53,11 @@ class Command(BaseCommand):
             raise CommandError(f"--traffic-volume {traffic_volume:g} must be above 0.")
         simulator_url = options["simulator_url"]
         parts = urllib.parse.urlsplit(simulator_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path.strip("/")
+        ):
             raise CommandError(
                 f"--simulator-url {simulator_url!r} must be an origin such as "
                 "http://127.0.0.1:8001, without a path."
@@ -84,7 +88,9 @@ class Command(BaseCommand):
 
     def _point_providers(self, simulator_url):
         if point_demo_providers_at(simulator_url):
-            self.stdout.write(f"Demo providers now call the simulator at {simulator_url}.")
+            self.stdout.write(
+                f"Demo providers now call the simulator at {simulator_url}."
+            )
 
     def _print_sign_in(self):
         self.stdout.write(self.style.SUCCESS(sign_in_text(self.dashboard_url)))
