@@ -210,6 +210,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's default config gives "django" a console handler of its own
+        # (with DEBUG on) and lets it propagate to the root too, so every
+        # warning was printed twice.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         # httpx logs every gateway upstream call at INFO; uvicorn's access log
         # already has one line per call.

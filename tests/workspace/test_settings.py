@@ -109,3 +109,14 @@ def test_env_list_splits_and_trims(monkeypatch):
     monkeypatch.setenv("AIW_TEST_HOSTS", " a.example.com, b.example.com ,")
 
     assert env.env_list("AIW_TEST_HOSTS", []) == ["a.example.com", "b.example.com"]
+
+
+def test_django_warning_is_logged_once():
+    result = run_manage(
+        "shell",
+        "-c",
+        "import logging; logging.getLogger('django.request').warning('Not Found: /x')",
+        DEBUG="1",
+    )
+
+    assert result.stderr.count("Not Found: /x") == 1
