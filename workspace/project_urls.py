@@ -7,6 +7,7 @@ from workspace import views
 app_name = "workspace"
 
 urlpatterns = [
+    path("", views.project_home, name="project-home"),
     path("providers/", views.provider_list, name="provider-list"),
     path("providers/new/", views.provider_create, name="provider-create"),
     path("providers/<id:provider_id>/", views.provider_edit, name="provider-edit"),

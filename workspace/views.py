@@ -58,6 +58,14 @@ def home(request):
 
 @require_GET
 @login_required
+def project_home(request, project_slug):
+    """Open a project's first section, GenAI Applications, at /p/<slug>/."""
+    membership = get_membership(request, project_slug)
+    return redirect("genai_apps:application-list", project_slug=membership.project.slug)
+
+
+@require_GET
+@login_required
 def switch_project(request):
     """Open the project picked in the switcher, keeping the user's section."""
     slug = request.GET.get("project", "")

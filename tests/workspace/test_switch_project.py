@@ -35,3 +35,14 @@ def test_switch_project_rejects_project_of_others(
     response = client.get(reverse("switch-project"), {"project": other_project.slug})
 
     assert response["Location"] == reverse("home")
+
+
+def test_project_root_opens_applications(client, project, owner, outsider):
+    client.force_login(owner)
+    response = client.get(f"/p/{project.slug}/")
+    client.force_login(outsider)
+    outsider_response = client.get(f"/p/{project.slug}/")
+
+    assert response.status_code == 302
+    assert response.url == f"/p/{project.slug}/applications/"
+    assert outsider_response.status_code == 404
