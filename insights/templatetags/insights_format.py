@@ -16,16 +16,23 @@ def count(value):
     return f"{int(value):,}"
 
 
+# Amounts under a cent show this many significant digits, so 3 millionths of
+# a dollar read $0.000003 and never round to $0.00.
+TINY_USD_DIGITS = 3
+
+
 @register.filter
 def usd(value):
-    """Format USD; tiny amounts keep their significant digits, None is unknown."""
+    """Format USD; tiny amounts keep 3 significant digits, None is unknown."""
     if value is None:
         return "unknown"
     value = Decimal(value)
     if value == 0:
         return "$0.00"
     if abs(value) < Decimal("0.01"):
-        return f"${value.normalize():f}"
+        exponent = value.adjusted() - TINY_USD_DIGITS + 1
+        rounded = value.quantize(Decimal(1).scaleb(exponent))
+        return f"${rounded.normalize():f}"
     return f"${value:,.2f}"
 
 
@@ -51,9 +58,13 @@ def change(item):
     value = item.change
     if value is None:
         return DASH
-    sign = "+" if value >= 0 else "−"
     unit = "pp" if item.kind == "percent" else "%"
-    return f"{sign}{abs(value) * 100:.1f} {unit}"
+    shown = f"{abs(value) * 100:.1f}"
+    if float(shown) == 0:
+        # A change that rounds to zero gets no sign: "−0.0 pp" reads as a fall.
+        return f"0.0 {unit}"
+    sign = "+" if value > 0 else "−"
+    return f"{sign}{shown} {unit}"
 
 
 @register.filter
