@@ -17,7 +17,12 @@ table, then the rollups are built with the same rebuild path as
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/aiw_insights_bench \\
         .venv/bin/python benchmarks/insights_bench.py --events 10000000
 
-The database named in DATABASE_URL is dropped and created again.
+The database named in DATABASE_URL is dropped and created again, unless
+--reuse is given. `--only recording` runs one step alone; the recording step
+creates its own project, so it needs none of the generated events:
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/aiw_insights_bench \\
+        .venv/bin/python benchmarks/insights_bench.py --reuse --only recording
 """
 
 import argparse
@@ -38,6 +43,7 @@ os.environ.setdefault("DEBUG", "1")
 # The test client sends Host: testserver.
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 
+STEPS = ("storage", "pages", "recording", "export")
 APPLICATIONS = 50
 KEYS = 500
 DAYS = 90
@@ -232,28 +238,34 @@ def generate_events(project, provider, count, end, chunk=1_000_000):
         # Skip the foreign key triggers while generating: every id is valid
         # by construction, and the checks would triple the generation time.
         cursor.execute("SET session_replication_role = replica")
-    while done < count:
-        size = min(chunk, count - done)
-        started = time.monotonic()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                sql,
-                {
-                    "project": project.pk,
-                    "provider": provider.pk,
-                    "start": start,
-                    "step": step_ms,
-                    "keys": KEYS,
-                    "first": done,
-                    "last": done + size - 1,
-                    "key_ids": key_ids,
-                    "app_ids": [a or 0 for a in app_ids],
-                },
+    try:
+        while done < count:
+            size = min(chunk, count - done)
+            started = time.monotonic()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    sql,
+                    {
+                        "project": project.pk,
+                        "provider": provider.pk,
+                        "start": start,
+                        "step": step_ms,
+                        "keys": KEYS,
+                        "first": done,
+                        "last": done + size - 1,
+                        "key_ids": key_ids,
+                        "app_ids": [a or 0 for a in app_ids],
+                    },
+                )
+            done += size
+            log(
+                f"  {done:,} of {count:,} events generated ({time.monotonic() - started:.1f} s for this chunk)"
             )
-        done += size
-        log(
-            f"  {done:,} of {count:,} events generated ({time.monotonic() - started:.1f} s for this chunk)"
-        )
+    finally:
+        # Without the triggers, the recording step of the same run would be
+        # measured without its foreign key checks.
+        with connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = DEFAULT")
 
 
 def time_requests(client, url, repeat):
@@ -375,15 +387,23 @@ def recording_throughput(batch_sizes, total):
             for i in range(total)
         ]
         started = time.perf_counter()
+        cpu_started = time.process_time()
         for i in range(0, total, batch):
             record_usage(records[i : i + batch])
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         results[f"batch {batch}"] = {
             "events": total,
             "seconds": round(elapsed, 2),
             "events_per_second": round(total / elapsed),
+            # CPU time of this process alone, without PostgreSQL's work. A
+            # gateway's event loop loses this time to record_usage (the GIL).
+            "python_cpu_us_per_event": round(cpu / total * 1e6, 1),
         }
-        log(f"  batches of {batch}: {total / elapsed:,.0f} events/s")
+        log(
+            f"  batches of {batch}: {total / elapsed:,.0f} events/s, "
+            f"Python CPU {cpu / total * 1e6:.1f} µs per event"
+        )
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return results
@@ -443,10 +463,29 @@ def main():
         "--repeat", type=int, default=30, help="Timed requests per page."
     )
     parser.add_argument(
-        "--record-events", type=int, default=100_000, help="Events per recording run."
+        "--record-events",
+        type=int,
+        default=100_000,
+        help="Events recorded per batch size.",
     )
     parser.add_argument(
-        "--output", type=Path, default=ROOT / "benchmarks" / "results" / "insights.json"
+        "--record-batches",
+        type=int,
+        nargs="+",
+        default=[1000, 5000, 10_000],
+        help="Batch sizes (events per record_usage call) of the recording step.",
+    )
+    parser.add_argument(
+        "--only",
+        choices=STEPS,
+        help="Run this step alone. Without --reuse, a recording-only run "
+        "creates an empty database and generates no events.",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="JSON file of the results (default: benchmarks/results/insights.json, "
+        "or insights_STEP.json with --only).",
     )
     parser.add_argument(
         "--reuse",
@@ -454,6 +493,9 @@ def main():
         help="Keep the database of an earlier run and only measure pages, storage, recording and export.",
     )
     args = parser.parse_args()
+    if args.output is None:
+        name = f"insights_{args.only}.json" if args.only else "insights.json"
+        args.output = ROOT / "benchmarks" / "results" / name
 
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgresql://"):
@@ -472,7 +514,10 @@ def main():
     call_command("migrate", verbosity=0)
     info = machine()
     log(f"Machine: {info}")
-    if args.reuse:
+    if args.only == "recording":
+        # The recording step creates its own project and needs no events.
+        projects, user = {}, None
+    elif args.reuse:
         projects = reused_projects()
         user = get_user_model().objects.get(username="bench")
     else:
@@ -524,14 +569,49 @@ def build_projects(args, user):
 def measure(args, info, projects, user):
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")
+    steps = (args.only,) if args.only else STEPS
+    if steps != ("recording",):
+        # Fresh statistics for the page queries; the recording step reads
+        # none of the generated data.
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
 
     results = {
         "machine": info,
         "method": __doc__.split("Events are generated")[0].strip(),
         "load_average_at_start": os.getloadavg(),
     }
+    if "storage" in steps:
+        measure_storage(results, projects)
+    if "pages" in steps:
+        measure_pages(results, args, projects, user)
+    if "recording" in steps:
+        log("Recording throughput …")
+        results["recording"] = recording_throughput(
+            args.record_batches, args.record_events
+        )
+    if "export" in steps:
+        log("CSV export of the small project's events …")
+        results["export"] = export_memory(projects["small"][0], user)
+        log(f"  {results['export']}")
+    results["load_average_at_end"] = os.getloadavg()
+    results["git_commit"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    results["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(
+        timespec="seconds"
+    )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    log(f"Wrote {args.output}")
+
+
+def measure_storage(results, projects):
+    from django.db import connection
+
     results["storage"] = storage([p[0].pk for p in projects.values()])
     log(f"Storage: {results['storage']['bytes_per_event']} bytes per event")
     # The two projects' generated ids interleave in time, so the primary key
@@ -543,6 +623,9 @@ def measure(args, info, projects, user):
     log(
         f"Storage after REINDEX: {results['storage_after_reindex']['bytes_per_event']} bytes per event"
     )
+
+
+def measure_pages(results, args, projects, user):
     results["pages"] = {}
     for project, apps, count, generated, rebuilt in projects.values():
         log(f"Timing pages of {project.slug} ({count:,} events) …")
@@ -557,24 +640,6 @@ def measure(args, info, projects, user):
                 log(
                     f"  {name}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, Python CPU p50 {figures['python_cpu_p50_ms']} ms"
                 )
-    log("Recording throughput …")
-    results["recording"] = recording_throughput((1000, 5000), args.record_events)
-    log("CSV export of the small project's events …")
-    results["export"] = export_memory(projects["small"][0], user)
-    log(f"  {results['export']}")
-    results["load_average_at_end"] = os.getloadavg()
-    results["git_commit"] = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    results["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(
-        timespec="seconds"
-    )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    log(f"Wrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ Histograms are stored as text "bin count bin count ..." so SQL can store and
 move them without a binary type, and they merge by adding counts per bin.
 """
 
+import bisect
 import math
+import threading
 
 GAMMA = 1.02
 _LOG_GAMMA = math.log(GAMMA)
@@ -44,6 +46,77 @@ def merge_text(counts, text):
     for b, c in zip(numbers, numbers, strict=False):
         counts[b] = get(b, 0) + c
     return counts
+
+
+def decode(text):
+    """Return {bin: count} of an encoded histogram."""
+    return merge_text({}, text)
+
+
+class _ParsedText:
+    """An encoded histogram split into bins, ready to take increments.
+
+    `pieces` maps each bin to its "bin count" text and `order` lists the
+    bins in ascending order, so re-encoding joins strings instead of
+    formatting every bin again.
+    """
+
+    __slots__ = ("text", "pieces", "order")
+
+    def __init__(self, text):
+        self.text = text
+        self.pieces = {b: f"{b} {c}" for b, c in decode(text).items()}
+        self.order = sorted(self.pieces)
+
+    def add(self, increments):
+        """Add {bin: count} and return the new encoded text."""
+        pieces, order = self.pieces, self.order
+        for b, n in increments.items():
+            if not n:
+                continue
+            piece = pieces.get(b)
+            if piece is None:
+                bisect.insort(order, b)
+            else:
+                n += int(piece[piece.index(" ") + 1 :])
+            pieces[b] = f"{b} {n}"
+        self.text = " ".join(map(pieces.__getitem__, order))
+        return self.text
+
+
+class RowMerger:
+    """Merges increments into stored histogram texts, reusing earlier parses.
+
+    A writer rewrites the same rows (the current buckets) batch after batch.
+    The merger keeps the rows it merged in its last call, keyed by row id.
+    It reuses one only while the stored text is exactly the text it wrote,
+    so a row changed by another writer, or by a write that was rolled back,
+    is parsed again. Each thread keeps its own rows.
+    """
+
+    # Rows kept per thread, counted in bins. A kept bin takes about 140 bytes
+    # (CPython 3.11, 64-bit), so this is about 14 MB per writing thread.
+    max_bins = 100_000
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def merge_all(self, rows):
+        """Return [(row_id, merged text)] for rows of (row_id, text, {bin: count})."""
+        previous = getattr(self._local, "rows", {})
+        parsed_rows = {}
+        budget = self.max_bins
+        merged = []
+        for row_id, text, increments in rows:
+            parsed = previous.get(row_id)
+            if parsed is None or parsed.text != text:
+                parsed = _ParsedText(text)
+            merged.append((row_id, parsed.add(increments)))
+            budget -= len(parsed.order)
+            if budget >= 0:
+                parsed_rows[row_id] = parsed
+        self._local.rows = parsed_rows
+        return merged
 
 
 def percentile(counts, q):

@@ -35,9 +35,9 @@ from decimal import Decimal
 from django.db import connection, transaction
 
 from genai_apps.models import KeyMapping
-from insights import bulk, rollups
+from insights import bulk, rollups, rollups_postgresql
 from insights.models import UsageEvent, UsagePrice
-from workspace.models import APIKey, ProviderModel
+from workspace.models import APIKey, AppProxy, ProviderModel
 
 # Prices have 6 decimal places: price x 1e6 is an integer number of
 # 1e-12 USD per token, and 1000 of those make a nano-dollar.
@@ -112,46 +112,84 @@ class Prices:
             for p in (self.input, self.cached_input, self.output, self.cache_write)
         )
 
+    @property
+    def per_token(self):
+        """Return (input, cached input, cache write, output) in 1e-12 USD per token.
+
+        Each is an int, or None where the catalogue has no price.
+        """
+        return tuple(
+            None if p is None else int(p * _PRICE_SCALE)
+            for p in (self.input, self.cached_input, self.cache_write, self.output)
+        )
+
 
 def compute_cost_nanousd(prices, prompt, completion, cached=0, cache_write=0):
     """Return the cost in nano-dollars, or None when a needed price is unknown."""
+    per_token = None if prices is None else prices.per_token
+    return _cost_nanousd(per_token, prompt, completion, cached, cache_write)
+
+
+def _cost_nanousd(per_token, prompt, completion, cached, cache_write):
+    """Return the cost of one event from Prices.per_token, in integer arithmetic."""
     if not (prompt or completion or cached or cache_write):
         # Nothing was used (the request never reached a model): free.
         return 0
-    if prices is None:
+    if per_token is None:
         return None
-    uncached = max(prompt - cached - cache_write, 0)
-    parts = (
-        (uncached, prices.input),
-        (cached, prices.cached_input),
-        (cache_write, prices.cache_write),
-        (completion, prices.output),
-    )
+    input_price, cached_price, cache_write_price, output_price = per_token
     pico = 0
-    for tokens, price in parts:
-        if not tokens:
-            continue
-        if price is None:
+    uncached = max(prompt - cached - cache_write, 0)
+    if uncached:
+        if input_price is None:
             return None
-        pico += tokens * int(price * _PRICE_SCALE)
+        pico += uncached * input_price
+    if cached:
+        if cached_price is None:
+            return None
+        pico += cached * cached_price
+    if cache_write:
+        if cache_write_price is None:
+            return None
+        pico += cache_write * cache_write_price
+    if completion:
+        if output_price is None:
+            return None
+        pico += completion * output_price
     # Round half up to whole nano-dollars; costs are never negative.
     return (pico + _PICO_PER_NANO // 2) // _PICO_PER_NANO
 
 
 def _key_details(key_ids):
-    """Return {key_id: (provider_id, proxy_id, provider used for pricing)}."""
-    rows = APIKey.objects.filter(pk__in=key_ids).values_list(
-        "pk", "provider_id", "proxy_id", "proxy__provider_id"
-    )
-    return {
-        pk: (provider, proxy, provider or proxy_provider)
-        for pk, provider, proxy, proxy_provider in rows
-    }
+    """Return {key_id: (provider_id, proxy_id, pricing provider, application_id)}.
+
+    The pricing provider is the key's provider or its proxy's; application_id
+    is the key's current mapping, or None. Written as SQL because the ORM
+    spends milliseconds preparing an IN list of a few hundred ids.
+    """
+    if not key_ids:
+        return {}
+    quote = connection.ops.quote_name
+    if connection.vendor == "postgresql":
+        condition, params = "= ANY(%s)", [list(key_ids)]
+    else:
+        condition, params = f"IN ({', '.join(['%s'] * len(key_ids))})", list(key_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT k.id, k.provider_id, k.proxy_id, p.provider_id, m.application_id "
+            f"FROM {quote(APIKey._meta.db_table)} AS k "
+            f"LEFT JOIN {quote(AppProxy._meta.db_table)} AS p ON p.id = k.proxy_id "
+            f"LEFT JOIN {quote(KeyMapping._meta.db_table)} AS m ON m.key_id = k.id "
+            f"WHERE k.id {condition}",
+            params,
+        )
+        return {
+            pk: (provider, proxy, provider or proxy_provider, application)
+            for pk, provider, proxy, proxy_provider, application in cursor.fetchall()
+        }
 
 
 def _proxy_providers(proxy_ids):
-    from workspace.models import AppProxy
-
     return dict(
         AppProxy.objects.filter(pk__in=proxy_ids).values_list("pk", "provider_id")
     )
@@ -242,11 +280,10 @@ def _insert_events(rows):
 def _advance_last_used(rows, inserted):
     """Move each key's last_used_at to its newest new event, never backwards.
 
-    One UPDATE for the whole batch, written as SQL because a Case/When
-    expression per key costs Django milliseconds to compile per batch: a join
-    with unnest() of two arrays on PostgreSQL, a CASE on the key id elsewhere.
-    update() and raw SQL send no post_save signal, so caches that listen for
-    key changes (the gateway's) stay valid.
+    One UPDATE for the whole batch, a CASE on the key id, written as SQL
+    because a Case/When expression per key costs Django milliseconds to
+    compile per batch. update() and raw SQL send no post_save signal, so
+    caches that listen for key changes (the gateway's) stay valid.
     """
     newest = {}
     for row in rows:
@@ -257,15 +294,6 @@ def _advance_last_used(rows, inserted):
     if not newest:
         return
     table = connection.ops.quote_name(APIKey._meta.db_table)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS k SET last_used_at = v.at "
-                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) "
-                "WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.at)",
-                [list(newest), list(newest.values())],
-            )
-        return
     adapt = connection.ops.adapt_datetimefield_value
     whens = " ".join(["WHEN %s THEN %s"] * len(newest))
     pairs = [value for pk, at in newest.items() for value in (pk, adapt(at))]
@@ -279,89 +307,12 @@ def _advance_last_used(rows, inserted):
         )
 
 
-@transaction.atomic
-def record_usage(records):
-    """Store the records and add them to the rollups; return a RecordResult.
+def _store_with_values(rows):
+    """Store event rows and return the ids that were stored already.
 
-    An event whose event_id is already stored, or repeated in `records`, is
-    skipped and listed in duplicate_ids. Runs in one transaction: either all
-    new events and their rollup increments are stored, or none.
+    The new events are added to the rollups. This is the portable path:
+    events are inserted with VALUES and summed in Python.
     """
-    unique = {}
-    repeated = set()
-    for record in records:
-        if record.event_id in unique:
-            repeated.add(record.event_id)
-        else:
-            unique[record.event_id] = record
-    records = list(unique.values())
-    if not records:
-        return RecordResult(0, frozenset(repeated))
-
-    keys = _key_details({r.key_id for r in records if r.key_id})
-    proxies = _proxy_providers(
-        {r.proxy_id for r in records if r.proxy_id and not r.provider_id}
-    )
-    unresolved = {
-        r.key_id
-        for r in records
-        if r.application_id is None and r.resolve_application and r.key_id
-    }
-    owners = dict(
-        KeyMapping.objects.filter(key_id__in=unresolved).values_list(
-            "key_id", "application_id"
-        )
-    )
-
-    prepared = []
-    for r in records:
-        provider_id, proxy_id = r.provider_id, r.proxy_id
-        pricing_provider = provider_id or proxies.get(proxy_id)
-        if provider_id is None and proxy_id is None and r.key_id in keys:
-            provider_id, proxy_id, pricing_provider = keys[r.key_id]
-        application_id = r.application_id
-        if application_id is None and r.resolve_application:
-            application_id = owners.get(r.key_id)
-        prepared.append((r, provider_id, proxy_id, pricing_provider, application_id))
-
-    price_table = _price_table({(p[3], p[0].model) for p in prepared if p[3]})
-    price_ids = _price_ids(price_table.values())
-    signatures = {prices: prices.signature for prices in price_table.values()}
-
-    rows = []
-    for r, provider_id, proxy_id, pricing_provider, application_id in prepared:
-        prices = price_table.get((pricing_provider, r.model))
-        cost = compute_cost_nanousd(
-            prices,
-            r.prompt_tokens,
-            r.completion_tokens,
-            r.cached_tokens,
-            r.cache_write_tokens,
-        )
-        rows.append(
-            (
-                r.event_id,
-                r.occurred_at,
-                r.project_id,
-                r.key_id,
-                application_id,
-                provider_id,
-                proxy_id,
-                cost,
-                price_ids[signatures[prices]] if prices else None,
-                r.prompt_tokens,
-                r.completion_tokens,
-                r.cached_tokens,
-                r.reasoning_tokens,
-                r.cache_write_tokens,
-                r.latency_ms,
-                r.ttft_ms,
-                r.status_code,
-                r.error_type or "",
-                r.model or "",
-            )
-        )
-
     inserted = _insert_events(rows)
     new_rows = [
         (
@@ -386,5 +337,146 @@ def record_usage(records):
     ]
     rollups.write(rollups.aggregate(new_rows))
     _advance_last_used(rows, inserted)
-    duplicates = repeated | {row[0] for row in rows if row[0] not in inserted}
-    return RecordResult(len(inserted), frozenset(duplicates))
+    return {row[0] for row in rows if row[0] not in inserted}
+
+
+def _store_with_copy(rows):
+    """Store event rows on PostgreSQL and return the ids that were stored already.
+
+    The rows are copied into a temporary table, and SQL does the rest: it
+    inserts them, deletes the already-stored ones from the temporary table
+    and sums what is left into the rollups. Python never loops over the
+    events again. The events are inserted in event_id order, so two writers
+    of overlapping batches wait for each other instead of deadlocking.
+    """
+    table = UsageEvent._meta.db_table
+    columns = ", ".join(_INSERT_COLUMNS)
+    stage = bulk.copy_to_stage(table, _INSERT_COLUMNS, rows)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH inserted AS (INSERT INTO {table} ({columns}) "
+            f"SELECT {columns} FROM {stage} ORDER BY event_id "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
+            f"DELETE FROM {stage} WHERE event_id NOT IN (SELECT event_id FROM inserted) "
+            "RETURNING event_id"
+        )
+        duplicates = {row[0] for row in cursor.fetchall()}
+        if len(duplicates) < len(rows):
+            rollups_postgresql.write_staged(cursor, stage)
+            _advance_last_used_from_stage(cursor, stage)
+    return duplicates
+
+
+def _advance_last_used_from_stage(cursor, stage):
+    """Move each key's last_used_at to its newest event in `stage`, never backwards.
+
+    The keys are locked in id order before the update, so concurrent writers
+    cannot deadlock on them. Raw SQL sends no post_save signal, so caches
+    that listen for key changes (the gateway's) stay valid.
+    """
+    table = connection.ops.quote_name(APIKey._meta.db_table)
+    cursor.execute(
+        "WITH newest AS ("
+        f"SELECT key_id, max(occurred_at) AS at FROM {stage} "
+        "WHERE key_id IS NOT NULL GROUP BY key_id"
+        "), locked AS ("
+        f"SELECT k.id, newest.at FROM {table} AS k JOIN newest ON newest.key_id = k.id "
+        "WHERE k.last_used_at IS NULL OR k.last_used_at < newest.at "
+        "ORDER BY k.id FOR NO KEY UPDATE OF k"
+        f") UPDATE {table} AS k SET last_used_at = locked.at FROM locked "
+        "WHERE k.id = locked.id AND (k.last_used_at IS NULL OR k.last_used_at < locked.at)"
+    )
+
+
+def _event_rows(records):
+    """Return the records as event rows (tuples in _INSERT_COLUMNS order).
+
+    Keys, mappings and prices are read once per batch, and each event is
+    costed with integer prices.
+    """
+    keys = _key_details({r.key_id for r in records if r.key_id})
+    proxies = _proxy_providers(
+        {r.proxy_id for r in records if r.proxy_id and not r.provider_id}
+    )
+
+    prepared = []
+    for r in records:
+        provider_id, proxy_id = r.provider_id, r.proxy_id
+        pricing_provider = provider_id or proxies.get(proxy_id)
+        key = keys.get(r.key_id)
+        if provider_id is None and proxy_id is None and key is not None:
+            provider_id, proxy_id, pricing_provider = key[:3]
+        application_id = r.application_id
+        if application_id is None and r.resolve_application and key is not None:
+            application_id = key[3]
+        prepared.append((r, provider_id, proxy_id, pricing_provider, application_id))
+
+    price_table = _price_table({(p[3], p[0].model) for p in prepared if p[3]})
+    price_ids = _price_ids(price_table.values())
+    # {(provider, model): (Prices.per_token, UsagePrice id)}
+    pricing = {
+        pair: (prices.per_token, price_ids[prices.signature])
+        for pair, prices in price_table.items()
+    }
+    unpriced = (None, None)
+
+    rows = []
+    append = rows.append
+    for r, provider_id, proxy_id, pricing_provider, application_id in prepared:
+        per_token, price_id = pricing.get((pricing_provider, r.model), unpriced)
+        append(
+            (
+                r.event_id,
+                r.occurred_at,
+                r.project_id,
+                r.key_id,
+                application_id,
+                provider_id,
+                proxy_id,
+                _cost_nanousd(
+                    per_token,
+                    r.prompt_tokens,
+                    r.completion_tokens,
+                    r.cached_tokens,
+                    r.cache_write_tokens,
+                ),
+                price_id,
+                r.prompt_tokens,
+                r.completion_tokens,
+                r.cached_tokens,
+                r.reasoning_tokens,
+                r.cache_write_tokens,
+                r.latency_ms,
+                r.ttft_ms,
+                r.status_code,
+                r.error_type or "",
+                r.model or "",
+            )
+        )
+    return rows
+
+
+@transaction.atomic
+def record_usage(records):
+    """Store the records and add them to the rollups; return a RecordResult.
+
+    An event whose event_id is already stored, or repeated in `records`, is
+    skipped and listed in duplicate_ids. Runs in one transaction: either all
+    new events and their rollup increments are stored, or none.
+    """
+    unique = {}
+    repeated = set()
+    for record in records:
+        if record.event_id in unique:
+            repeated.add(record.event_id)
+        else:
+            unique[record.event_id] = record
+    if not unique:
+        return RecordResult(0, frozenset(repeated))
+
+    rows = _event_rows(list(unique.values()))
+    if connection.vendor == "postgresql":
+        duplicates = _store_with_copy(rows)
+    else:
+        duplicates = _store_with_values(rows)
+    return RecordResult(len(rows) - len(duplicates), frozenset(repeated | duplicates))

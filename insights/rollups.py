@@ -14,7 +14,8 @@ and figures, and KeyRollup (application, key) for the tables by key.
 Increments use INSERT ... ON CONFLICT DO UPDATE, which PostgreSQL and SQLite
 (3.24+) both support, so concurrent writers add to a bucket without a lost
 update. Histograms cannot be added in SQL, so their rows are locked and
-rewritten (see _write_histograms).
+rewritten (see _write_histograms). On PostgreSQL, record_usage sums each
+batch in SQL instead of with aggregate() (see insights.rollups_postgresql).
 """
 
 import dataclasses
@@ -272,6 +273,10 @@ def _write_counts(table, counts):
     )
 
 
+# Keeps the parsed histogram rows of each thread's last write.
+_row_merger = histograms.RowMerger()
+
+
 def _write_histograms(increments):
     """Merge histogram increments into their rows.
 
@@ -281,32 +286,90 @@ def _write_histograms(increments):
     if not increments:
         return
     table = UsageHistogram._meta.db_table
+    if connection.vendor == "postgresql":
+        _write_histograms_postgresql(table, increments)
+        return
+    with connection.cursor() as cursor:
+        merges = []
+        for row_id, *dimensions, text in _create_and_select_histograms(
+            cursor, table, increments
+        ):
+            level, start, project_id, application_id, metric = dimensions
+            bins = increments.get(
+                (level, _as_aware(start), project_id, application_id, metric)
+            )
+            if bins is not None:
+                merges.append((row_id, text, bins))
+        _update_histograms(cursor, table, _row_merger.merge_all(merges))
+
+
+def _write_histograms_postgresql(table, increments):
+    """Merge histogram increments into their rows on PostgreSQL.
+
+    Missing rows are inserted in the order of the unique constraint, then
+    all rows are locked in id order, one statement each, so concurrent
+    writers cannot deadlock. The keys travel as arrays: unnest() keeps the
+    planner on the unique index, and the lock returns each key's position
+    in them instead of the key.
+    """
+    keys = list(increments)
+    dims = ", ".join(HISTOGRAM_DIMENSIONS)
+    # %b sends a parameter in binary, which spares escaping every element.
+    unnest = (
+        "unnest(%b::smallint[], %b::timestamptz[], %b::bigint[], %b::bigint[], "
+        "%b::smallint[])"
+    )
+    columns = [list(column) for column in zip(*keys, strict=True)]
+    same_row = " AND ".join(f"h.{d} = k.{d}" for d in HISTOGRAM_DIMENSIONS)
+    with bulk.binary_cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({dims}, counts) SELECT {dims}, '' "
+            f"FROM {unnest} AS k ({dims}) "
+            "ORDER BY project_id, application_id, metric, level, bucket_start "
+            "ON CONFLICT (project_id, application_id, metric, level, bucket_start) DO NOTHING",
+            columns,
+        )
+        cursor.execute(
+            f"SELECT h.id, h.counts, k.position FROM {table} AS h "
+            f"JOIN {unnest} WITH ORDINALITY AS k ({dims}, position) ON {same_row} "
+            "ORDER BY h.id FOR UPDATE OF h",
+            columns,
+        )
+        merges = [
+            (row_id, text, increments[keys[position - 1]])
+            for row_id, text, position in cursor.fetchall()
+        ]
+        merged = _row_merger.merge_all(merges)
+        cursor.execute(
+            f"UPDATE {table} SET counts = merged.counts "
+            "FROM unnest(%b::bigint[], %b::text[]) AS merged (id, counts) "
+            f"WHERE {table}.id = merged.id",
+            [[row_id for row_id, _ in merged], [text for _, text in merged]],
+        )
+
+
+def _create_and_select_histograms(cursor, table, increments):
+    """Return the histogram rows of the increments' keys, created if missing.
+
+    For databases other than PostgreSQL. SQLite serialises writers; where
+    the database supports SELECT ... FOR UPDATE, the rows are locked. The
+    result may hold a few rows of other keys.
+    """
     adapt = connection.ops.adapt_datetimefield_value
-    keys = sorted(increments)
     dims = ", ".join(HISTOGRAM_DIMENSIONS)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
-        for chunk in _chunks(keys, 500):
-            params = [p for key in chunk for p in (key[0], adapt(key[1]), *key[2:])]
-            cursor.execute(
-                f"INSERT INTO {table} ({dims}, counts) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s, '')"] * len(chunk))
-                + " ON CONFLICT (project_id, application_id, metric, level, bucket_start)"
-                " DO NOTHING",
-                params,
-            )
-            rows = _lock_histograms(cursor, table, chunk, lock)
-            updates = []
-            for row_id, *dimensions, text in rows:
-                level, start, project_id, application_id, metric = dimensions
-                bins = increments.get(
-                    (level, _as_aware(start), project_id, application_id, metric)
-                )
-                if bins is None:
-                    continue
-                merged = histograms.merge_text(dict(bins), text)
-                updates.append((row_id, histograms.encode(merged)))
-            _update_histograms(cursor, table, updates)
+    rows = []
+    for chunk in _chunks(sorted(increments), 500):
+        params = [p for key in chunk for p in (key[0], adapt(key[1]), *key[2:])]
+        cursor.execute(
+            f"INSERT INTO {table} ({dims}, counts) VALUES "
+            + ", ".join(["(%s, %s, %s, %s, %s, '')"] * len(chunk))
+            + " ON CONFLICT (project_id, application_id, metric, level, bucket_start)"
+            " DO NOTHING",
+            params,
+        )
+        rows.extend(_lock_histograms(cursor, table, chunk, lock))
+    return rows
 
 
 def _lock_histograms(cursor, table, keys, lock):
@@ -346,18 +409,6 @@ def _marks(values):
 
 
 def _update_histograms(cursor, table, updates):
-    if not updates:
-        return
-    if connection.vendor == "postgresql":
-        # unnest() keeps the planner on the primary key index; a VALUES
-        # list of this size was joined by scanning the table.
-        cursor.execute(
-            f"UPDATE {table} SET counts = merged.counts "
-            "FROM unnest(%s::bigint[], %s::text[]) AS merged (id, counts) "
-            f"WHERE {table}.id = merged.id",
-            [[row_id for row_id, _ in updates], [text for _, text in updates]],
-        )
-        return
     for chunk in _chunks(updates, 5000):
         cursor.execute(
             # VALUES names its columns column1, column2 in SQLite.
