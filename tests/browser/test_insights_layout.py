@@ -33,3 +33,60 @@ def test_by_key_table_fits_its_card_at_1366_pixels(page, live_server, project, o
     )
     assert fits == [True, True]
     assert page.is_visible("th:has-text('Cost')")
+
+
+def _application_with_usage(project):
+    mapping = KeyMappingFactory(
+        application__project=project,
+        application__name="Customer Support Bot",
+        key__name="support-bot-staging",
+    )
+    record_usage(
+        [UsageRecordFactory(key=mapping.key, prompt_tokens=342_251) for _ in range(3)]
+    )
+    return mapping.application
+
+
+def test_navigation_above_content_at_390_pixels(page, live_server, project, owner):
+    application = _application_with_usage(project)
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(page, live_server, owner)
+
+    for url in (
+        reverse("insights:overview", args=[project.slug]),
+        reverse("insights:application", args=[project.slug, application.pk]),
+        reverse("workspace:key-list", args=[project.slug]),
+    ):
+        page.goto(live_server.url + url)
+        navigation = page.locator("nav.sidenav").bounding_box()
+        content = page.locator("main.content").bounding_box()
+
+        assert navigation["y"] + navigation["height"] <= content["y"], url
+        assert content["width"] >= 380, url
+        assert page.evaluate(
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        ), url
+
+
+def test_by_key_name_column_sticky_at_1024_pixels(page, live_server, project, owner):
+    application = _application_with_usage(project)
+    page.set_viewport_size({"width": 1024, "height": 768})
+    sign_in(page, live_server, owner)
+
+    page.goto(
+        live_server.url
+        + reverse("insights:application", args=[project.slug, application.pk])
+    )
+    container = page.locator(".card .table-container").first
+    box = container.bounding_box()
+    cost = container.locator("th:has-text('Cost')").bounding_box()
+
+    assert page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+    assert cost["x"] + cost["width"] <= box["x"] + box["width"]
+
+    container.evaluate("box => { box.scrollLeft = box.scrollWidth; }")
+    name = container.locator("td:has-text('support-bot-staging')").bounding_box()
+
+    assert abs(name["x"] - box["x"]) <= 2
