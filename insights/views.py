@@ -99,7 +99,8 @@ def _chart(name, data):
         "description": description,
         "kind": kind,
         "data": {**data, "kind": kind},
-        "has_data": bool(data["labels"]),
+        # A range without usage still has its time buckets, all zero or None.
+        "has_data": any(value for d in data["datasets"] for value in d["data"]),
         "table": table,
     }
 

@@ -27,6 +27,43 @@
 
   const COLOURS = ["#2457c5", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6cab", "#30343f", "#f08a4b"];
 
+  // Unit of each chart's value axis, by chart name. Charts not listed count
+  // requests, errors or tokens.
+  const VALUE_AXES = {
+    latency: "milliseconds",
+    cost_by_model: "usd",
+    cost_by_application: "usd",
+    cost_ranking: "usd",
+  };
+
+  // Label only the 1, 2 and 5 steps of each power of ten on a log axis.
+  function logTickLabel(value) {
+    const mantissa = value / 10 ** Math.floor(Math.log10(value));
+    if (![1, 2, 5].some((step) => Math.abs(mantissa - step) < 1e-9)) return "";
+    return value.toLocaleString("en-US");
+  }
+
+  function valueAxis(unit, stacked) {
+    if (unit === "milliseconds") {
+      // p95 latency can be a hundred times the time to first token, which
+      // a linear axis would flatten to a line along zero.
+      return {
+        type: "logarithmic",
+        title: { display: true, text: "Milliseconds (log scale)" },
+        ticks: { autoSkip: false, callback: logTickLabel },
+      };
+    }
+    if (unit === "usd") {
+      return {
+        stacked,
+        beginAtZero: true,
+        title: { display: true, text: "USD" },
+        ticks: { callback: (value) => "$" + value.toLocaleString("en-US") },
+      };
+    }
+    return { stacked, beginAtZero: true, ticks: { precision: 0 } };
+  }
+
   function drawChart(canvas) {
     const source = document.getElementById(canvas.dataset.chart);
     if (!source || !window.Chart) return;
@@ -34,6 +71,7 @@
     const kind = data.kind;
     const horizontal = kind === "hbar";
     const stacked = kind === "stacked";
+    const unit = VALUE_AXES[canvas.dataset.chartName] || "count";
     const datasets = data.datasets.map((dataset, index) => ({
       label: dataset.label,
       data: dataset.data,
@@ -43,6 +81,14 @@
       pointRadius: kind === "line" ? 1.5 : 0,
       spanGaps: true,
     }));
+    // At most one time label per 140 pixels, so that the 16-character
+    // labels do not overlap on a phone.
+    const labelLimit = Math.max(2, Math.min(6, Math.floor(canvas.parentElement.clientWidth / 140)));
+    const categoryAxis = {
+      stacked,
+      ticks: { maxRotation: 0, autoSkip: true, autoSkipPadding: 16, maxTicksLimit: labelLimit },
+    };
+    const values = valueAxis(unit, stacked);
     new window.Chart(canvas, {
       type: kind === "line" ? "line" : "bar",
       data: { labels: data.labels, datasets },
@@ -53,10 +99,7 @@
         indexAxis: horizontal ? "y" : "x",
         interaction: { mode: "index", intersect: false },
         plugins: { legend: { display: datasets.length > 1, position: "bottom" } },
-        scales: {
-          x: { stacked, ticks: { maxRotation: 0, autoSkip: true, autoSkipPadding: 16, maxTicksLimit: 6 } },
-          y: { stacked, beginAtZero: true },
-        },
+        scales: horizontal ? { x: values, y: { stacked } } : { x: categoryAxis, y: values },
       },
     });
   }

@@ -1,7 +1,10 @@
-"""Layout of the insights pages in Chromium at a common laptop width."""
+"""Layout and charts of the insights pages in Chromium."""
+
+import datetime
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from insights.recording import record_usage
 from tests.browser.test_attach_keys import sign_in
@@ -90,3 +93,63 @@ def test_by_key_name_column_sticky_at_1024_pixels(page, live_server, project, ow
     name = container.locator("td:has-text('support-bot-staging')").bounding_box()
 
     assert abs(name["x"] - box["x"]) <= 2
+
+
+def _chart_axes(page, name):
+    return page.evaluate(
+        """name => {
+            const canvas = document.querySelector(`canvas[data-chart-name="${name}"]`);
+            const chart = Chart.getChart(canvas);
+            const horizontal = chart.options.indexAxis === "y";
+            const scale = horizontal ? chart.scales.x : chart.scales.y;
+            return {
+                type: scale.type,
+                title: scale.options.title.display ? scale.options.title.text : "",
+                ticks: scale.ticks.map(tick => tick.value),
+            };
+        }""",
+        name,
+    )
+
+
+def test_chart_axes_fit_their_units(page, live_server, project, owner):
+    mapping = KeyMappingFactory(application__project=project)
+    now = timezone.now()
+    record_usage(
+        [
+            UsageRecordFactory(
+                key=mapping.key,
+                occurred_at=now - datetime.timedelta(hours=hours),
+                latency_ms=45_000,
+                ttft_ms=300,
+            )
+            for hours in (1, 2, 3)
+        ]
+        + [
+            UsageRecordFactory(
+                key=mapping.key,
+                occurred_at=now - datetime.timedelta(hours=2),
+                status_code=429,
+                error_type="rate_limit",
+            )
+        ]
+    )
+    sign_in(page, live_server, owner)
+
+    page.goto(
+        live_server.url
+        + reverse("insights:application", args=[project.slug, mapping.application.pk])
+        + "?range=24h"
+    )
+    latency = _chart_axes(page, "latency")
+    errors = _chart_axes(page, "errors_by_type")
+    volume = _chart_axes(page, "volume")
+    statuses = _chart_axes(page, "errors_by_status")
+
+    assert latency["type"] == "logarithmic"
+    assert "Milliseconds" in latency["title"]
+    assert min(latency["ticks"]) <= 300
+    assert max(latency["ticks"]) >= 45_000
+    for counts in (errors, volume, statuses):
+        assert counts["ticks"]
+        assert all(value == int(value) for value in counts["ticks"]), counts

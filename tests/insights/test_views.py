@@ -141,6 +141,41 @@ def test_empty_range_shows_dashes_not_nan(client, owner, application, preset):
     assert "—" in body
 
 
+@pytest.mark.parametrize("page", ["overview", "application"])
+def test_empty_range_charts_say_no_data(client, owner, application, page):
+    client.force_login(owner)
+    args = ["acme"] if page == "overview" else ["acme", application.pk]
+
+    response = client.get(reverse(f"insights:{page}", args=args), {"range": "7d"})
+
+    body = response.content.decode()
+    charts = response.context["charts"]
+    assert len(charts) >= 6
+    assert not any(chart["has_data"] for chart in charts)
+    assert body.count("No data in this range.") == len(charts)
+    assert "<canvas" not in body
+
+
+def test_chart_with_usage_has_canvas(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": "24h"},
+    )
+
+    drawn = {chart["name"] for chart in response.context["charts"] if chart["has_data"]}
+    assert drawn == {
+        "volume",
+        "tokens",
+        "latency",
+        "cost_by_model",
+        "errors_by_type",
+        "errors_by_status",
+    }
+    assert 'data-chart-name="latency"' in response.content.decode()
+
+
 def test_overview_shows_unattached_share(client, owner, application, traffic):
     client.force_login(owner)
 
