@@ -15,7 +15,9 @@ NUMERIC = {"td": {"class": "numeric"}, "th": {"class": "numeric"}}
 class ApplicationTable(tables.Table):
     name = tables.Column()
     description = tables.Column(default="—", orderable=False)
-    key_count = tables.Column(verbose_name="Keys", attrs=NUMERIC)
+    key_count = tables.Column(
+        verbose_name="Keys", attrs=NUMERIC, initial_sort_descending=True
+    )
     created_at = WhenColumn(verbose_name="Created")
 
     class Meta:

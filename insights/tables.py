@@ -20,8 +20,11 @@ def sortable(rows):
 
 
 class CountColumn(tables.Column):
+    """A right-aligned number column. Its first header click sorts largest first."""
+
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("attrs", NUMERIC)
+        kwargs.setdefault("initial_sort_descending", True)
         super().__init__(*args, **kwargs)
 
     def render(self, value):

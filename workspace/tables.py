@@ -13,11 +13,15 @@ DATETIME_FORMAT = "Y-m-d H:i"
 
 
 class WhenColumn(tables.DateTimeColumn):
-    """A UTC date over its time of day, so wide tables stay narrow."""
+    """A UTC date over its time of day, so wide tables stay narrow.
+
+    The first click on its header sorts the latest first.
+    """
 
     def __init__(self, *args, time_format="H:i", **kwargs):
         self.time_format = time_format
         kwargs.setdefault("attrs", {"td": {"class": "when"}})
+        kwargs.setdefault("initial_sort_descending", True)
         super().__init__(*args, **kwargs)
 
     def render(self, value):
@@ -39,6 +43,7 @@ class ProviderTable(tables.Table):
     model_count = tables.Column(
         verbose_name="Models",
         attrs={"td": {"class": "numeric"}, "th": {"class": "numeric"}},
+        initial_sort_descending=True,
     )
     credential = tables.Column(
         accessor="credential_encrypted", verbose_name="Credential", orderable=False
@@ -95,6 +100,7 @@ class AppProxyTable(tables.Table):
         verbose_name="Max tokens",
         attrs={"td": {"class": "numeric"}, "th": {"class": "numeric"}},
         default="No limit",
+        initial_sort_descending=True,
     )
     updated_at = WhenColumn(verbose_name="Updated")
 

@@ -8,6 +8,7 @@ from tests.factories import (
     GenAIApplicationFactory,
     KeyMappingFactory,
 )
+from tests.html import sort_links
 from workspace.models import APIKey
 
 
@@ -274,3 +275,14 @@ def test_application_delete_confirmation_uses_singular_for_one_key(
     assert "Its 1 API key is detached and kept, with its status unchanged." in (
         response.text
     )
+
+
+def test_application_list_key_count_sorts_largest_first(client, project, owner):
+    GenAIApplicationFactory(project=project)
+    client.force_login(owner)
+
+    response = client.get(list_url(project))
+
+    links = sort_links(response.content)
+    assert links["Keys"] == "-key_count"
+    assert links["Created"] == "-created_at"

@@ -14,6 +14,7 @@ from tests.factories import (
     ProviderModelFactory,
     UsageRecordFactory,
 )
+from tests.html import sort_links
 
 pytestmark = pytest.mark.django_db
 
@@ -474,3 +475,54 @@ def test_chart_table_escapes_labels(client, owner, project):
     body = response.content.decode()
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_overview_numeric_headers_sort_descending_first(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(reverse("insights:overview", args=["acme"]), {"range": "24h"})
+
+    links = sort_links(response.content, "apps-sort")
+    assert links["Application"] == "name"
+    assert links["Requests"] == "-requests"
+    assert links["Errors"] == "-errors"
+    assert links["Error rate"] == "-error_rate"
+    assert links["Share of requests"] == "-request_share"
+    # The table is ranked by cost, so its header turns the order around.
+    assert links["Cost"] == "cost"
+
+
+def test_application_numeric_headers_sort_descending_first(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": "24h"},
+    )
+
+    key_links = sort_links(response.content, "keys-sort")
+    model_links = sort_links(response.content, "models-sort")
+    assert key_links["Key"] == "name"
+    assert key_links["Status"] == "status"
+    assert key_links["Requests"] == "-requests"
+    assert key_links["Prompt tokens"] == "-prompt_tokens"
+    assert key_links["Reasoning"] == "-reasoning_tokens"
+    assert model_links["Model"] == "name"
+    assert model_links["Completion tokens"] == "-completion_tokens"
+
+
+def test_sorted_numeric_header_toggles_to_ascending(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:overview", args=["acme"]),
+        {"range": "24h", "apps-sort": "-requests"},
+    )
+
+    assert sort_links(response.content, "apps-sort")["Requests"] == "requests"

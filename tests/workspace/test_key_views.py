@@ -11,6 +11,7 @@ from tests.factories import (
     ProviderFactory,
     UserFactory,
 )
+from tests.html import sort_links
 from workspace.models import APIKey, hash_secret
 
 
@@ -357,3 +358,18 @@ def test_key_list_ignores_target_id_in_other_digits(client, project, owner):
 
     assert response.status_code == 200
     assert "some-key" in response.text
+
+
+def test_key_list_dates_sort_latest_first(client, project, owner):
+    APIKeyFactory(project=project)
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:key-list", args=[project.slug]))
+
+    links = sort_links(response.content)
+    assert links["Name"] == "name"
+    assert links["Application"] == "application"
+    assert links["Updated"] == "-updated_at"
+    assert links["Last used"] == "-last_used_at"
+    # The list starts newest first, so its header turns the order around.
+    assert links["Created"] == "created_at"
