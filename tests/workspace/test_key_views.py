@@ -12,7 +12,7 @@ from tests.factories import (
     UserFactory,
 )
 from tests.html import sort_links
-from workspace.models import APIKey, hash_secret
+from workspace.models import APIKey, Vendor, hash_secret
 
 
 def create_key(client, project, provider, **data):
@@ -373,3 +373,53 @@ def test_key_list_dates_sort_latest_first(client, project, owner):
     assert links["Last used"] == "-last_used_at"
     # The list starts newest first, so its header turns the order around.
     assert links["Created"] == "created_at"
+
+
+def test_key_created_shows_openai_base_url(client, project, owner):
+    provider = ProviderFactory(project=project, context_path="openai")
+    client.force_login(owner)
+
+    response = create_key(client, project, provider)
+
+    assert response.context["base_urls"] == [
+        ("Gateway base URL", "http://testserver/gateway/openai/v1")
+    ]
+    assert "Anthropic SDK" not in response.text
+
+
+def test_key_created_shows_both_anthropic_base_urls(client, project, owner):
+    provider = ProviderFactory(
+        project=project,
+        context_path="claude",
+        vendor=Vendor.ANTHROPIC,
+        base_url="http://127.0.0.1:9",
+    )
+    client.force_login(owner)
+
+    response = create_key(client, project, provider)
+
+    assert response.context["base_urls"] == [
+        ("Base URL for the Anthropic SDK", "http://testserver/gateway/claude"),
+        ("Base URL for the OpenAI SDK", "http://testserver/gateway/claude/v1"),
+    ]
+    assert '">http://testserver/gateway/claude</code>' in response.text
+    assert '">http://testserver/gateway/claude/v1</code>' in response.text
+
+
+def test_key_created_anthropic_proxy_base_urls(client, project, owner):
+    proxy = AppProxyFactory(
+        project=project,
+        context_path="docs-claude",
+        provider__vendor=Vendor.ANTHROPIC,
+        provider__base_url="http://127.0.0.1:9",
+    )
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:key-create", args=[project.slug]),
+        {"name": "proxy-key", "target": f"proxy:{proxy.pk}"},
+    )
+
+    labels = [label for label, _ in response.context["base_urls"]]
+    assert labels == ["Base URL for the Anthropic SDK", "Base URL for the OpenAI SDK"]
+    assert '">http://testserver/gateway/docs-claude</code>' in response.text
