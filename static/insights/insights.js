@@ -25,6 +25,22 @@
     }
   }
 
+  // Leave the range form's empty fields out of its URL, and send dates with
+  // range=custom instead of the preset that was shown. The server reads
+  // dates as a custom range either way, so without this script the form
+  // still works, with a longer URL.
+  function cleanRangeQuery(event) {
+    const data = event.formData;
+    for (const [name, value] of [...data.entries()]) {
+      if (value === "") data.delete(name);
+    }
+    if (data.has("start") || data.has("end")) {
+      data.set("range", "custom");
+    } else if (data.get("range") === "custom") {
+      data.delete("range");
+    }
+  }
+
   const COLOURS = ["#2457c5", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6cab", "#30343f", "#f08a4b"];
 
   // Unit of each chart's value axis, by chart name. Charts not listed count
@@ -106,6 +122,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     applyBrowserTimezone();
+    document.querySelector(".range-form")?.addEventListener("formdata", cleanRangeQuery);
     document.querySelectorAll("canvas[data-chart]").forEach(drawChart);
   });
 })();

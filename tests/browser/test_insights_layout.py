@@ -153,3 +153,33 @@ def test_chart_axes_fit_their_units(page, live_server, project, owner):
     for counts in (errors, volume, statuses):
         assert counts["ticks"]
         assert all(value == int(value) for value in counts["ticks"]), counts
+
+
+def test_range_form_builds_clean_urls(page, live_server, project, owner):
+    application = _application_with_usage(project)
+    sign_in(page, live_server, owner)
+    url = live_server.url + reverse(
+        "insights:application", args=[project.slug, application.pk]
+    )
+
+    page.goto(url + "?range=30d&tz=UTC")
+    page.fill(".range-form input[name=start]", "2026-02-01")
+    page.fill(".range-form input[name=end]", "2026-02-10")
+    page.click(".range-form button[type=submit]")
+    page.wait_for_load_state()
+
+    assert page.url == url + "?range=custom&start=2026-02-01&end=2026-02-10&tz=UTC"
+
+    page.fill(".range-form input[name=start]", "")
+    page.fill(".range-form input[name=end]", "")
+    page.click(".range-form button[type=submit]")
+    page.wait_for_load_state()
+
+    assert page.url == url + "?tz=UTC"
+
+    page.click(".presets a:text-is('24 h')")
+    page.wait_for_url(url + "?range=24h&tz=UTC")
+    page.click(".range-form button[type=submit]")
+    page.wait_for_load_state()
+
+    assert page.url == url + "?range=24h&tz=UTC"

@@ -526,3 +526,57 @@ def test_sorted_numeric_header_toggles_to_ascending(
     )
 
     assert sort_links(response.content, "apps-sort")["Requests"] == "requests"
+
+
+def test_custom_range_links_carry_custom_dates(client, owner, application, traffic):
+    client.force_login(owner)
+    today = timezone.now().date()
+    start = (today - datetime.timedelta(days=2)).isoformat()
+    end = today.isoformat()
+
+    response = client.get(
+        reverse("insights:overview", args=["acme"]),
+        {"range": "30d", "start": start, "end": end, "tz": "UTC"},
+    )
+
+    body = response.content.decode()
+    custom = f"range=custom&start={start}&end={end}&tz=UTC"
+    app_link = reverse("insights:application", args=["acme", application.pk])
+    assert response.context["query_string"] == custom
+    assert f'href="{app_link}?{custom.replace("&", "&amp;")}"' in body
+    assert "export.csv?range=30d" not in body
+    presets = {p["key"]: p["query"] for p in response.context["presets"]}
+    assert presets["24h"] == "range=24h&tz=UTC"
+
+
+def test_application_links_drop_empty_dates(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": "24h", "start": "", "end": "", "tz": "Asia/Kolkata"},
+    )
+
+    body = response.content.decode()
+    overview = reverse("insights:overview", args=["acme"])
+    export = reverse("insights:application-export", args=["acme", application.pk])
+    assert f'href="{overview}?range=24h&amp;tz=Asia%2FKolkata"' in body
+    assert f'href="{export}?range=24h&amp;tz=Asia%2FKolkata&amp;table=keys"' in body
+    assert "?&amp;" not in body
+
+
+def test_overview_links_leave_sorting_behind(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:overview", args=["acme"]),
+        {"range": "7d", "apps-sort": "-requests", "apps-page": "1"},
+    )
+
+    body = response.content.decode()
+    app_link = reverse("insights:application", args=["acme", application.pk])
+    export = reverse("insights:overview-export", args=["acme"])
+    assert f'href="{app_link}?range=7d"' in body
+    assert f'href="{export}?range=7d&amp;table=applications"' in body
+    presets = {p["key"]: p["query"] for p in response.context["presets"]}
+    assert presets["30d"] == "range=30d&apps-sort=-requests"
