@@ -1,5 +1,7 @@
 """django-tables2 tables for providers, App LLM Proxies and API keys."""
 
+from urllib.parse import urlencode
+
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -214,7 +216,15 @@ class APIKeyTable(tables.Table):
     def render_actions(self, record):
         if record.revoked_at is not None:
             return ""
+        revoke_url = reverse(
+            "workspace:key-revoke", args=[self.project_slug, record.pk]
+        )
+        # The confirmation returns to this list with its filters, sorting
+        # and page. An htmx request for the table has the query string of
+        # the URL that it pushes.
+        request = getattr(self, "request", None)
+        if request is not None:
+            revoke_url += "?" + urlencode({"next": request.get_full_path()})
         return render_to_string(
-            "workspace/_revoke_button.html",
-            {"key": record, "project_slug": self.project_slug},
+            "workspace/_revoke_button.html", {"revoke_url": revoke_url}
         )

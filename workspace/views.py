@@ -511,5 +511,12 @@ def key_revoke(request, project_slug, key_id):
         default = reverse("workspace:key-list", args=[project_slug])
         return redirect(safe_next_url(request, default))
 
-    context = {"key": key, "nav_section": "keys", "next": request.GET.get("next", "")}
+    context = {
+        "key": key,
+        "nav_section": "keys",
+        "next": request.GET.get("next", ""),
+        "cancel_url": safe_next_url(
+            request, reverse("workspace:key-list", args=[project_slug])
+        ),
+    }
     return render_page(request, "workspace/key_revoke.html", context, partial="confirm")

@@ -4,7 +4,11 @@ import pytest
 from django.urls import reverse
 
 from genai_apps.models import GenAIApplication, KeyMapping
-from tests.factories import PASSWORD, APIKeyFactory, ProviderFactory
+from tests.factories import (
+    PASSWORD,
+    APIKeyFactory,
+    ProviderFactory,
+)
 from workspace.models import APIKey
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -97,3 +101,25 @@ def test_picker_counts_ticked_keys_and_attach_replaces_messages(
     page.wait_for_selector("#messages:has-text('Attached 2 API keys.')")
 
     assert "created." not in page.inner_text("#messages")
+
+
+def test_revoke_keeps_key_list_filters(page, live_server, project, owner):
+    APIKeyFactory(project=project, name="ci-runner-1")
+    APIKeyFactory(project=project, name="ci-runner-2")
+    APIKeyFactory(project=project, name="notebook")
+    sign_in(page, live_server, owner)
+    list_url = live_server.url + reverse("workspace:key-list", args=[project.slug])
+
+    page.goto(list_url)
+    page.fill("#id_q", "ci-runner")
+    page.wait_for_url("**q=ci-runner**")
+    page.wait_for_selector("#key-table:not(:has-text('notebook'))")
+    filtered = page.url
+    page.click("#key-table tr:has-text('ci-runner-1') >> text=Revoke")
+    page.wait_for_selector("dialog#modal[open] form.confirm")
+    page.click("dialog#modal button:has-text('Revoke')")
+    page.wait_for_selector("text=revoked.")
+
+    assert page.url == filtered
+    assert page.input_value("#id_q") == "ci-runner"
+    assert "notebook" not in page.inner_text("#key-table")

@@ -1,4 +1,6 @@
 import datetime
+import html
+from urllib.parse import urlencode
 
 from django.urls import reverse
 from django.utils import timezone
@@ -423,3 +425,53 @@ def test_key_created_anthropic_proxy_base_urls(client, project, owner):
     labels = [label for label, _ in response.context["base_urls"]]
     assert labels == ["Base URL for the Anthropic SDK", "Base URL for the OpenAI SDK"]
     assert '">http://testserver/gateway/docs-claude</code>' in response.text
+
+
+def test_key_list_revoke_link_keeps_filters(client, project, owner):
+    key = APIKeyFactory(project=project, name="ci-runner")
+    client.force_login(owner)
+    list_url = reverse("workspace:key-list", args=[project.slug])
+    query = {"q": "ci", "status": "active", "sort": "name"}
+
+    pages = [
+        client.get(list_url, query),
+        client.get(list_url, query, headers={"HX-Request": "true"}),
+    ]
+
+    revoke_url = reverse("workspace:key-revoke", args=[project.slug, key.pk])
+    expected = revoke_url + "?" + urlencode({"next": f"{list_url}?{urlencode(query)}"})
+    for response in pages:
+        assert f'href="{html.escape(expected)}"' in response.text
+
+
+def test_key_revoke_returns_to_filtered_list(client, project, owner):
+    key = APIKeyFactory(project=project)
+    client.force_login(owner)
+    filtered = (
+        reverse("workspace:key-list", args=[project.slug]) + "?q=ci&status=active"
+    )
+
+    response = client.post(
+        reverse("workspace:key-revoke", args=[project.slug, key.pk]),
+        {"next": filtered},
+    )
+
+    assert response["Location"] == filtered
+
+
+def test_key_revoke_cancel_returns_to_filtered_list(client, project, owner):
+    key = APIKeyFactory(project=project)
+    client.force_login(owner)
+    filtered = (
+        reverse("workspace:key-list", args=[project.slug]) + "?q=ci&status=active"
+    )
+    revoke_url = reverse("workspace:key-revoke", args=[project.slug, key.pk])
+
+    response = client.get(revoke_url, {"next": filtered})
+    offsite = client.get(revoke_url, {"next": "https://evil.example/"})
+
+    assert response.context["cancel_url"] == filtered
+    assert f'value="{html.escape(filtered)}"' in response.text
+    assert offsite.context["cancel_url"] == reverse(
+        "workspace:key-list", args=[project.slug]
+    )
