@@ -7,6 +7,7 @@ from genai_apps.models import GenAIApplication, KeyMapping
 from tests.factories import (
     PASSWORD,
     APIKeyFactory,
+    GenAIApplicationFactory,
     ProviderFactory,
 )
 from workspace.models import APIKey
@@ -101,6 +102,34 @@ def test_picker_counts_ticked_keys_and_attach_replaces_messages(
     page.wait_for_selector("#messages:has-text('Attached 2 API keys.')")
 
     assert "created." not in page.inner_text("#messages")
+
+
+def test_new_key_attaches_from_its_page(page, live_server, project, owner):
+    provider = ProviderFactory(project=project, name="OpenAI")
+    application = GenAIApplicationFactory(project=project, name="Docs Search")
+    GenAIApplicationFactory(project=project, name="Support Bot")
+    APIKeyFactory(project=project, provider=provider, name="other-free-key")
+    sign_in(page, live_server, owner)
+
+    page.goto(live_server.url + reverse("workspace:key-create", args=[project.slug]))
+    page.fill("#id_name", "docs-prod")
+    page.select_option("#id_target", f"provider:{provider.pk}")
+    page.click("form button.primary[type=submit]")
+    page.click("text=Attach it to an application")
+    page.click("#application-table tr:has-text('Docs Search') >> text=Attach here")
+    page.wait_for_selector("#key-picker")
+
+    assert page.inner_text("#picker-rows tbody").count("\n") == 0
+    assert "docs-prod" in page.inner_text("#picker-rows tbody")
+
+    page.click("button:has-text('Attach selected keys')")
+    page.wait_for_selector("#mapped-keys:has-text('docs-prod')")
+
+    key = APIKey.objects.get(name="docs-prod")
+    assert KeyMapping.objects.get(key=key).application == application
+    assert page.url.endswith(
+        reverse("genai_apps:application-detail", args=[project.slug, application.pk])
+    )
 
 
 def test_revoke_keeps_key_list_filters(page, live_server, project, owner):

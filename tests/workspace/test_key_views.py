@@ -475,3 +475,14 @@ def test_key_revoke_cancel_returns_to_filtered_list(client, project, owner):
     assert offsite.context["cancel_url"] == reverse(
         "workspace:key-list", args=[project.slug]
     )
+
+
+def test_key_created_links_to_attach_choice(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_key(client, project, provider)
+
+    key = APIKey.objects.get(name="ci-runner")
+    attach = reverse("genai_apps:application-list", args=[project.slug])
+    assert f'href="{attach}?attach_key={key.pk}"' in response.text
