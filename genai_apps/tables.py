@@ -1,5 +1,7 @@
 """django-tables2 tables for GenAI applications, their keys and their history."""
 
+from urllib.parse import urlencode
+
 import django_tables2 as tables
 from django.template.defaultfilters import truncatechars
 from django.template.loader import render_to_string
@@ -15,25 +17,44 @@ NUMERIC = {"td": {"class": "numeric"}, "th": {"class": "numeric"}}
 class ApplicationTable(tables.Table):
     name = tables.Column()
     description = tables.Column(default="—", orderable=False)
-    key_count = tables.Column(verbose_name="Keys", attrs=NUMERIC)
+    key_count = tables.Column(
+        verbose_name="Keys", attrs=NUMERIC, initial_sort_descending=True
+    )
     created_at = WhenColumn(verbose_name="Created")
+    attach = tables.Column(
+        accessor="pk", verbose_name="", orderable=False, exclude_from_export=True
+    )
 
     class Meta:
         model = GenAIApplication
         fields = []
-        sequence = ("name", "description", "key_count", "created_at")
+        sequence = ("name", "description", "key_count", "created_at", "attach")
         empty_text = "No applications match the search."
         attrs = {"class": "table", "id": "application-table"}
 
-    def __init__(self, *args, project_slug, **kwargs):
+    def __init__(self, *args, project_slug, attach_key=None, **kwargs):
+        # With an attach_key, the last column opens each application's key
+        # picker, searched for that key and with it ticked.
         self.project_slug = project_slug
+        self.attach_key = attach_key
         super().__init__(*args, **kwargs)
+        if attach_key is None:
+            self.columns.hide("attach")
 
     def render_name(self, record):
         url = reverse(
             "genai_apps:application-detail", args=[self.project_slug, record.pk]
         )
         return format_html('<a href="{}">{}</a>', url, record.name)
+
+    def render_attach(self, record):
+        url = reverse(
+            "genai_apps:application-attach-keys", args=[self.project_slug, record.pk]
+        )
+        query = urlencode({"q": self.attach_key.prefix, "keys": self.attach_key.pk})
+        return format_html(
+            '<a class="button small primary" href="{}?{}">Attach here</a>', url, query
+        )
 
     def render_description(self, value):
         return format_html(

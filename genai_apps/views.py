@@ -54,11 +54,15 @@ def application_list(request, project_slug):
         applications = applications.filter(
             Q(name__icontains=query) | Q(description__icontains=query)
         )
-    table = ApplicationTable(applications, project_slug=project_slug, order_by="name")
+    attach_key = _key_to_attach(request, membership)
+    table = ApplicationTable(
+        applications, project_slug=project_slug, attach_key=attach_key, order_by="name"
+    )
     RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
 
     context = {
         "table": table,
+        "attach_key": attach_key,
         "query": query,
         "has_applications": has_applications,
         "nav_section": "applications",
@@ -70,6 +74,18 @@ def application_list(request, project_slug):
         context,
         partial="application-table",
     )
+
+
+def _key_to_attach(request, membership):
+    """Return the key of ?attach_key= if this user can attach it, else None.
+
+    The new-key page links here with it, so that each application offers
+    its picker with that key ticked.
+    """
+    key_id = parse_id(request.GET.get("attach_key", ""))
+    if key_id is None or not membership.can_edit:
+        return None
+    return _attachable_keys(membership.project).filter(pk=key_id).first()
 
 
 @require_http_methods(["GET", "POST"])

@@ -20,8 +20,11 @@ def sortable(rows):
 
 
 class CountColumn(tables.Column):
+    """A right-aligned number column. Its first header click sorts largest first."""
+
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("attrs", NUMERIC)
+        kwargs.setdefault("initial_sort_descending", True)
         super().__init__(*args, **kwargs)
 
     def render(self, value):
@@ -47,14 +50,17 @@ class CostColumn(CountColumn):
 
 
 class UsageTable(tables.Table):
+    # Cost comes right after the request counts: the tables are ranked by
+    # it, so it stays on screen when a narrow window cuts off the token
+    # columns.
     requests = CountColumn()
     errors = CountColumn()
     error_rate = PercentColumn(order_by="error_rate_sort")
+    cost = CostColumn(order_by="cost_sort")
     prompt_tokens = CountColumn(verbose_name="Prompt tokens")
     cached_tokens = CountColumn(verbose_name="Cached")
     completion_tokens = CountColumn(verbose_name="Completion tokens")
     reasoning_tokens = CountColumn(verbose_name="Reasoning")
-    cost = CostColumn(order_by="cost_sort")
 
     class Meta:
         orderable = True

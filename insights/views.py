@@ -2,7 +2,7 @@ import datetime
 import functools
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.html import escape
@@ -99,7 +99,8 @@ def _chart(name, data):
         "description": description,
         "kind": kind,
         "data": {**data, "kind": kind},
-        "has_data": bool(data["labels"]),
+        # A range without usage still has its time buckets, all zero or None.
+        "has_data": any(value for d in data["datasets"] for value in d["data"]),
         "table": table,
     }
 
@@ -125,20 +126,48 @@ def _application_names(project):
     }
 
 
+def _range_query(request, form, range_key, tz_name):
+    """Return the query string of the range shown, for links to other pages.
+
+    It has the range, the dates of a custom range and the timezone if the
+    URL set one, and nothing else, because table sorting and pages belong to
+    one page.
+    """
+    query = QueryDict(mutable=True)
+    query["range"] = range_key
+    if range_key == "custom":
+        query["start"] = form.cleaned_data["start"].isoformat()
+        query["end"] = form.cleaned_data["end"].isoformat()
+    if request.GET.get("tz"):
+        query["tz"] = tz_name
+    return query
+
+
+def _preset_query(request, range_key):
+    """Return the query string of a preset link: this URL with another range.
+
+    Sorting stays. The dates of a custom range, table pages and empty
+    parameters are left out.
+    """
+    query = QueryDict(mutable=True)
+    query["range"] = range_key
+    for name, values in request.GET.lists():
+        if name in ("range", "start", "end", "page") or name.endswith("-page"):
+            continue
+        values = [value for value in values if value]
+        if values:
+            query.setlist(name, values)
+    return query.urlencode()
+
+
 def _range_context(request, form, range_key, tz_name, period):
-    query = request.GET.copy()
-    query.pop("page", None)
     presets = []
     for key, label in RANGE_CHOICES[:-1]:
-        link = query.copy()
-        link["range"] = key
-        for name in ("start", "end"):
-            link.pop(name, None)
         presets.append(
             {
                 "key": key,
                 "label": label,
-                "query": link.urlencode(),
+                "query": _preset_query(request, key),
                 "active": key == range_key,
             }
         )
@@ -157,7 +186,7 @@ def _range_context(request, form, range_key, tz_name, period):
         "period_end": local_end.strftime("%Y-%m-%d %H:%M"),
         "granularity": period.granularity,
         "granularity_label": "hourly" if period.granularity == "hour" else "daily",
-        "query_string": query.urlencode(),
+        "query_string": _range_query(request, form, range_key, tz_name).urlencode(),
     }
 
 
@@ -172,10 +201,11 @@ def overview(request, project_slug):
     period = make_period(form, range_key, tz_name, timezone.now())
 
     report = reports.overview_report(project, period, _application_names(project))
+    range_context = _range_context(request, form, range_key, tz_name, period)
     table = ApplicationTable(
         sortable(report.application_rows),
         project_slug=project.slug,
-        query_string=request.GET.urlencode(),
+        query_string=range_context["query_string"],
         prefix="apps-",
     )
     RequestConfig(request, paginate={"per_page": TABLE_ROWS_PER_PAGE}).configure(table)
@@ -194,7 +224,7 @@ def overview(request, project_slug):
         )
     ]
     context = {
-        **_range_context(request, form, range_key, tz_name, period),
+        **range_context,
         "nav_section": "insights",
         "project": project,
         "report": report,

@@ -1,5 +1,7 @@
 """django-tables2 tables for providers, App LLM Proxies and API keys."""
 
+from urllib.parse import urlencode
+
 import django_tables2 as tables
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -13,11 +15,15 @@ DATETIME_FORMAT = "Y-m-d H:i"
 
 
 class WhenColumn(tables.DateTimeColumn):
-    """A UTC date over its time of day, so wide tables stay narrow."""
+    """A UTC date over its time of day, so wide tables stay narrow.
+
+    The first click on its header sorts the latest first.
+    """
 
     def __init__(self, *args, time_format="H:i", **kwargs):
         self.time_format = time_format
         kwargs.setdefault("attrs", {"td": {"class": "when"}})
+        kwargs.setdefault("initial_sort_descending", True)
         super().__init__(*args, **kwargs)
 
     def render(self, value):
@@ -39,6 +45,7 @@ class ProviderTable(tables.Table):
     model_count = tables.Column(
         verbose_name="Models",
         attrs={"td": {"class": "numeric"}, "th": {"class": "numeric"}},
+        initial_sort_descending=True,
     )
     credential = tables.Column(
         accessor="credential_encrypted", verbose_name="Credential", orderable=False
@@ -95,6 +102,7 @@ class AppProxyTable(tables.Table):
         verbose_name="Max tokens",
         attrs={"td": {"class": "numeric"}, "th": {"class": "numeric"}},
         default="No limit",
+        initial_sort_descending=True,
     )
     updated_at = WhenColumn(verbose_name="Updated")
 
@@ -208,7 +216,15 @@ class APIKeyTable(tables.Table):
     def render_actions(self, record):
         if record.revoked_at is not None:
             return ""
+        revoke_url = reverse(
+            "workspace:key-revoke", args=[self.project_slug, record.pk]
+        )
+        # The confirmation returns to this list with its filters, sorting
+        # and page. An htmx request for the table has the query string of
+        # the URL that it pushes.
+        request = getattr(self, "request", None)
+        if request is not None:
+            revoke_url += "?" + urlencode({"next": request.get_full_path()})
         return render_to_string(
-            "workspace/_revoke_button.html",
-            {"key": record, "project_slug": self.project_slug},
+            "workspace/_revoke_button.html", {"revoke_url": revoke_url}
         )

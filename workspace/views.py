@@ -26,7 +26,7 @@ from workspace.forms import (
     ProviderForm,
     ProviderModelFormSet,
 )
-from workspace.models import APIKey, AppProxy, Provider
+from workspace.models import APIKey, AppProxy, Provider, Vendor
 from workspace.rendering import render_page, safe_next_url
 from workspace.tables import APIKeyTable, AppProxyTable, ProviderTable
 
@@ -444,7 +444,12 @@ def key_create(request, project_slug):
             )
             # The secret goes into this one response only: not into the
             # session, a message or a redirect, and the page is not cached.
-            context = {"key": key, "secret": secret, "nav_section": "keys"}
+            context = {
+                "key": key,
+                "secret": secret,
+                "base_urls": _gateway_base_urls(request, key),
+                "nav_section": "keys",
+            }
             return render(request, "workspace/key_created.html", context)
     else:
         form = APIKeyForm(project=project, initial=_initial_target(request))
@@ -456,6 +461,23 @@ def key_create(request, project_slug):
         "has_targets": Provider.objects.filter(project=project).exists(),
     }
     return render(request, "workspace/key_form.html", context)
+
+
+def _gateway_base_urls(request, key):
+    """Return [(label, URL)] of the base URLs a client SDK needs for key.
+
+    The OpenAI SDK takes the path with /v1 and the Anthropic SDK without it,
+    because it appends /v1/messages itself (docs/gateway.md).
+    """
+    host = f"{request.scheme}://{request.get_host()}"
+    root = f"{host}/gateway/{key.target.context_path}"
+    provider = key.provider if key.provider_id else key.proxy.provider
+    if provider.vendor != Vendor.ANTHROPIC:
+        return [("Gateway base URL", f"{root}/v1")]
+    return [
+        ("Base URL for the Anthropic SDK", root),
+        ("Base URL for the OpenAI SDK", f"{root}/v1"),
+    ]
 
 
 def _initial_target(request):
@@ -499,5 +521,12 @@ def key_revoke(request, project_slug, key_id):
         default = reverse("workspace:key-list", args=[project_slug])
         return redirect(safe_next_url(request, default))
 
-    context = {"key": key, "nav_section": "keys", "next": request.GET.get("next", "")}
+    context = {
+        "key": key,
+        "nav_section": "keys",
+        "next": request.GET.get("next", ""),
+        "cancel_url": safe_next_url(
+            request, reverse("workspace:key-list", args=[project_slug])
+        ),
+    }
     return render_page(request, "workspace/key_revoke.html", context, partial="confirm")

@@ -25,7 +25,60 @@
     }
   }
 
+  // Leave the range form's empty fields out of its URL, and send dates with
+  // range=custom instead of the preset that was shown. The server reads
+  // dates as a custom range either way, so without this script the form
+  // still works, with a longer URL.
+  function cleanRangeQuery(event) {
+    const data = event.formData;
+    for (const [name, value] of [...data.entries()]) {
+      if (value === "") data.delete(name);
+    }
+    if (data.has("start") || data.has("end")) {
+      data.set("range", "custom");
+    } else if (data.get("range") === "custom") {
+      data.delete("range");
+    }
+  }
+
   const COLOURS = ["#2457c5", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6cab", "#30343f", "#f08a4b"];
+
+  // Unit of each chart's value axis, by chart name. Charts not listed count
+  // requests, errors or tokens.
+  const VALUE_AXES = {
+    latency: "milliseconds",
+    cost_by_model: "usd",
+    cost_by_application: "usd",
+    cost_ranking: "usd",
+  };
+
+  // Label only the 1, 2 and 5 steps of each power of ten on a log axis.
+  function logTickLabel(value) {
+    const mantissa = value / 10 ** Math.floor(Math.log10(value));
+    if (![1, 2, 5].some((step) => Math.abs(mantissa - step) < 1e-9)) return "";
+    return value.toLocaleString("en-US");
+  }
+
+  function valueAxis(unit, stacked) {
+    if (unit === "milliseconds") {
+      // p95 latency can be a hundred times the time to first token, which
+      // a linear axis would flatten to a line along zero.
+      return {
+        type: "logarithmic",
+        title: { display: true, text: "Milliseconds (log scale)" },
+        ticks: { autoSkip: false, callback: logTickLabel },
+      };
+    }
+    if (unit === "usd") {
+      return {
+        stacked,
+        beginAtZero: true,
+        title: { display: true, text: "USD" },
+        ticks: { callback: (value) => "$" + value.toLocaleString("en-US") },
+      };
+    }
+    return { stacked, beginAtZero: true, ticks: { precision: 0 } };
+  }
 
   function drawChart(canvas) {
     const source = document.getElementById(canvas.dataset.chart);
@@ -34,6 +87,7 @@
     const kind = data.kind;
     const horizontal = kind === "hbar";
     const stacked = kind === "stacked";
+    const unit = VALUE_AXES[canvas.dataset.chartName] || "count";
     const datasets = data.datasets.map((dataset, index) => ({
       label: dataset.label,
       data: dataset.data,
@@ -43,6 +97,14 @@
       pointRadius: kind === "line" ? 1.5 : 0,
       spanGaps: true,
     }));
+    // At most one time label per 140 pixels, so that the 16-character
+    // labels do not overlap on a phone.
+    const labelLimit = Math.max(2, Math.min(6, Math.floor(canvas.parentElement.clientWidth / 140)));
+    const categoryAxis = {
+      stacked,
+      ticks: { maxRotation: 0, autoSkip: true, autoSkipPadding: 16, maxTicksLimit: labelLimit },
+    };
+    const values = valueAxis(unit, stacked);
     new window.Chart(canvas, {
       type: kind === "line" ? "line" : "bar",
       data: { labels: data.labels, datasets },
@@ -53,16 +115,14 @@
         indexAxis: horizontal ? "y" : "x",
         interaction: { mode: "index", intersect: false },
         plugins: { legend: { display: datasets.length > 1, position: "bottom" } },
-        scales: {
-          x: { stacked, ticks: { maxRotation: 0, autoSkip: true, autoSkipPadding: 16, maxTicksLimit: 6 } },
-          y: { stacked, beginAtZero: true },
-        },
+        scales: horizontal ? { x: values, y: { stacked } } : { x: categoryAxis, y: values },
       },
     });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
     applyBrowserTimezone();
+    document.querySelector(".range-form")?.addEventListener("formdata", cleanRangeQuery);
     document.querySelectorAll("canvas[data-chart]").forEach(drawChart);
   });
 })();

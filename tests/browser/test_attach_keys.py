@@ -4,7 +4,12 @@ import pytest
 from django.urls import reverse
 
 from genai_apps.models import GenAIApplication, KeyMapping
-from tests.factories import PASSWORD, APIKeyFactory, ProviderFactory
+from tests.factories import (
+    PASSWORD,
+    APIKeyFactory,
+    GenAIApplicationFactory,
+    ProviderFactory,
+)
 from workspace.models import APIKey
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -97,3 +102,53 @@ def test_picker_counts_ticked_keys_and_attach_replaces_messages(
     page.wait_for_selector("#messages:has-text('Attached 2 API keys.')")
 
     assert "created." not in page.inner_text("#messages")
+
+
+def test_new_key_attaches_from_its_page(page, live_server, project, owner):
+    provider = ProviderFactory(project=project, name="OpenAI")
+    application = GenAIApplicationFactory(project=project, name="Docs Search")
+    GenAIApplicationFactory(project=project, name="Support Bot")
+    APIKeyFactory(project=project, provider=provider, name="other-free-key")
+    sign_in(page, live_server, owner)
+
+    page.goto(live_server.url + reverse("workspace:key-create", args=[project.slug]))
+    page.fill("#id_name", "docs-prod")
+    page.select_option("#id_target", f"provider:{provider.pk}")
+    page.click("form button.primary[type=submit]")
+    page.click("text=Attach it to an application")
+    page.click("#application-table tr:has-text('Docs Search') >> text=Attach here")
+    page.wait_for_selector("#key-picker")
+
+    assert page.inner_text("#picker-rows tbody").count("\n") == 0
+    assert "docs-prod" in page.inner_text("#picker-rows tbody")
+
+    page.click("button:has-text('Attach selected keys')")
+    page.wait_for_selector("#mapped-keys:has-text('docs-prod')")
+
+    key = APIKey.objects.get(name="docs-prod")
+    assert KeyMapping.objects.get(key=key).application == application
+    assert page.url.endswith(
+        reverse("genai_apps:application-detail", args=[project.slug, application.pk])
+    )
+
+
+def test_revoke_keeps_key_list_filters(page, live_server, project, owner):
+    APIKeyFactory(project=project, name="ci-runner-1")
+    APIKeyFactory(project=project, name="ci-runner-2")
+    APIKeyFactory(project=project, name="notebook")
+    sign_in(page, live_server, owner)
+    list_url = live_server.url + reverse("workspace:key-list", args=[project.slug])
+
+    page.goto(list_url)
+    page.fill("#id_q", "ci-runner")
+    page.wait_for_url("**q=ci-runner**")
+    page.wait_for_selector("#key-table:not(:has-text('notebook'))")
+    filtered = page.url
+    page.click("#key-table tr:has-text('ci-runner-1') >> text=Revoke")
+    page.wait_for_selector("dialog#modal[open] form.confirm")
+    page.click("dialog#modal button:has-text('Revoke')")
+    page.wait_for_selector("text=revoked.")
+
+    assert page.url == filtered
+    assert page.input_value("#id_q") == "ci-runner"
+    assert "notebook" not in page.inner_text("#key-table")

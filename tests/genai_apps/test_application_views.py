@@ -1,3 +1,6 @@
+import html
+from urllib.parse import urlencode
+
 from django.urls import reverse
 from django.utils import timezone
 
@@ -8,6 +11,7 @@ from tests.factories import (
     GenAIApplicationFactory,
     KeyMappingFactory,
 )
+from tests.html import sort_links
 from workspace.models import APIKey
 
 
@@ -274,3 +278,55 @@ def test_application_delete_confirmation_uses_singular_for_one_key(
     assert "Its 1 API key is detached and kept, with its status unchanged." in (
         response.text
     )
+
+
+def test_application_list_key_count_sorts_largest_first(client, project, owner):
+    GenAIApplicationFactory(project=project)
+    client.force_login(owner)
+
+    response = client.get(list_url(project))
+
+    links = sort_links(response.content)
+    assert links["Keys"] == "-key_count"
+    assert links["Created"] == "-created_at"
+
+
+def test_application_list_offers_attach_for_new_key(client, project, owner):
+    application = GenAIApplicationFactory(project=project, name="Docs Search")
+    key = APIKeyFactory(project=project, name="docs-prod")
+    client.force_login(owner)
+
+    response = client.get(list_url(project), {"attach_key": key.pk})
+
+    picker = reverse(
+        "genai_apps:application-attach-keys", args=[project.slug, application.pk]
+    )
+    query = urlencode({"q": key.prefix, "keys": key.pk})
+    assert response.context["attach_key"] == key
+    assert "Choose the application for the key “docs-prod”" in response.text
+    assert f'href="{picker}?{html.escape(query)}">Attach here</a>' in response.text
+    assert f'name="attach_key" value="{key.pk}"' in response.text
+
+
+def test_application_list_ignores_unattachable_key(
+    client, project, other_project, owner, viewer
+):
+    GenAIApplicationFactory(project=project)
+    attached = KeyMappingFactory(application__project=project).key
+    revoked = APIKeyFactory(project=project, revoked=True)
+    foreign = APIKeyFactory(project=other_project)
+    free = APIKeyFactory(project=project)
+
+    client.force_login(owner)
+    for key_id in (attached.pk, revoked.pk, foreign.pk, "x", 2**70):
+        response = client.get(list_url(project), {"attach_key": key_id})
+
+        assert response.status_code == 200, key_id
+        assert response.context["attach_key"] is None, key_id
+        assert "Attach here" not in response.text, key_id
+
+    client.force_login(viewer)
+    response = client.get(list_url(project), {"attach_key": free.pk})
+
+    assert response.context["attach_key"] is None
+    assert "Attach here" not in response.text

@@ -356,3 +356,18 @@ def test_attach_with_htmx_replaces_earlier_messages(client, project, owner):
     assert '<div id="messages" hx-swap-oob="true">' in response.text
     assert "Attached 2 API keys." in response.text
     assert "created." not in response.text
+
+
+def test_picker_page_posts_without_htmx(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    client.force_login(owner)
+
+    page = client.get(picker_url(application))
+    dialog = client.get(
+        picker_url(application), headers={"HX-Request": "true", "HX-Target": "modal"}
+    )
+
+    # On a page of its own, the htmx response (a swap into the details page)
+    # would have no target, so the form posts normally and redirects.
+    assert "hx-post" not in page.text
+    assert f'hx-post="{picker_url(application)}"' in dialog.text

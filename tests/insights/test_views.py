@@ -14,6 +14,7 @@ from tests.factories import (
     ProviderModelFactory,
     UsageRecordFactory,
 )
+from tests.html import sort_links
 
 pytestmark = pytest.mark.django_db
 
@@ -139,6 +140,41 @@ def test_empty_range_shows_dashes_not_nan(client, owner, application, preset):
     assert "NaN" not in body
     assert "Infinity" not in body
     assert "—" in body
+
+
+@pytest.mark.parametrize("page", ["overview", "application"])
+def test_empty_range_charts_say_no_data(client, owner, application, page):
+    client.force_login(owner)
+    args = ["acme"] if page == "overview" else ["acme", application.pk]
+
+    response = client.get(reverse(f"insights:{page}", args=args), {"range": "7d"})
+
+    body = response.content.decode()
+    charts = response.context["charts"]
+    assert len(charts) >= 6
+    assert not any(chart["has_data"] for chart in charts)
+    assert body.count("No data in this range.") == len(charts)
+    assert "<canvas" not in body
+
+
+def test_chart_with_usage_has_canvas(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": "24h"},
+    )
+
+    drawn = {chart["name"] for chart in response.context["charts"] if chart["has_data"]}
+    assert drawn == {
+        "volume",
+        "tokens",
+        "latency",
+        "cost_by_model",
+        "errors_by_type",
+        "errors_by_status",
+    }
+    assert 'data-chart-name="latency"' in response.content.decode()
 
 
 def test_overview_shows_unattached_share(client, owner, application, traffic):
@@ -442,6 +478,111 @@ def test_chart_table_escapes_labels(client, owner, project):
     body = response.content.decode()
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+def test_overview_numeric_headers_sort_descending_first(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(reverse("insights:overview", args=["acme"]), {"range": "24h"})
+
+    links = sort_links(response.content, "apps-sort")
+    assert links["Application"] == "name"
+    assert links["Requests"] == "-requests"
+    assert links["Errors"] == "-errors"
+    assert links["Error rate"] == "-error_rate"
+    assert links["Share of requests"] == "-request_share"
+    # The table is ranked by cost, so its header turns the order around.
+    assert links["Cost"] == "cost"
+
+
+def test_application_numeric_headers_sort_descending_first(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": "24h"},
+    )
+
+    key_links = sort_links(response.content, "keys-sort")
+    model_links = sort_links(response.content, "models-sort")
+    assert key_links["Key"] == "name"
+    assert key_links["Status"] == "status"
+    assert key_links["Requests"] == "-requests"
+    assert key_links["Prompt tokens"] == "-prompt_tokens"
+    assert key_links["Reasoning"] == "-reasoning_tokens"
+    assert model_links["Model"] == "name"
+    assert model_links["Completion tokens"] == "-completion_tokens"
+
+
+def test_sorted_numeric_header_toggles_to_ascending(
+    client, owner, application, traffic
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:overview", args=["acme"]),
+        {"range": "24h", "apps-sort": "-requests"},
+    )
+
+    assert sort_links(response.content, "apps-sort")["Requests"] == "requests"
+
+
+def test_custom_range_links_carry_custom_dates(client, owner, application, traffic):
+    client.force_login(owner)
+    today = timezone.now().date()
+    start = (today - datetime.timedelta(days=2)).isoformat()
+    end = today.isoformat()
+
+    response = client.get(
+        reverse("insights:overview", args=["acme"]),
+        {"range": "30d", "start": start, "end": end, "tz": "UTC"},
+    )
+
+    body = response.content.decode()
+    custom = f"range=custom&start={start}&end={end}&tz=UTC"
+    app_link = reverse("insights:application", args=["acme", application.pk])
+    assert response.context["query_string"] == custom
+    assert f'href="{app_link}?{custom.replace("&", "&amp;")}"' in body
+    assert "export.csv?range=30d" not in body
+    presets = {p["key"]: p["query"] for p in response.context["presets"]}
+    assert presets["24h"] == "range=24h&tz=UTC"
+
+
+def test_application_links_drop_empty_dates(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": "24h", "start": "", "end": "", "tz": "Asia/Kolkata"},
+    )
+
+    body = response.content.decode()
+    overview = reverse("insights:overview", args=["acme"])
+    export = reverse("insights:application-export", args=["acme", application.pk])
+    assert f'href="{overview}?range=24h&amp;tz=Asia%2FKolkata"' in body
+    assert f'href="{export}?range=24h&amp;tz=Asia%2FKolkata&amp;table=keys"' in body
+    assert "?&amp;" not in body
+
+
+def test_overview_links_leave_sorting_behind(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:overview", args=["acme"]),
+        {"range": "7d", "apps-sort": "-requests", "apps-page": "1"},
+    )
+
+    body = response.content.decode()
+    app_link = reverse("insights:application", args=["acme", application.pk])
+    export = reverse("insights:overview-export", args=["acme"])
+    assert f'href="{app_link}?range=7d"' in body
+    assert f'href="{export}?range=7d&amp;table=applications"' in body
+    presets = {p["key"]: p["query"] for p in response.context["presets"]}
+    assert presets["30d"] == "range=30d&apps-sort=-requests"
 
 
 @pytest.mark.parametrize(

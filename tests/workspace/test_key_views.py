@@ -1,4 +1,6 @@
 import datetime
+import html
+from urllib.parse import urlencode
 
 from django.urls import reverse
 from django.utils import timezone
@@ -11,7 +13,8 @@ from tests.factories import (
     ProviderFactory,
     UserFactory,
 )
-from workspace.models import APIKey, hash_secret
+from tests.html import sort_links
+from workspace.models import APIKey, Vendor, hash_secret
 
 
 def create_key(client, project, provider, **data):
@@ -357,3 +360,129 @@ def test_key_list_ignores_target_id_in_other_digits(client, project, owner):
 
     assert response.status_code == 200
     assert "some-key" in response.text
+
+
+def test_key_list_dates_sort_latest_first(client, project, owner):
+    APIKeyFactory(project=project)
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:key-list", args=[project.slug]))
+
+    links = sort_links(response.content)
+    assert links["Name"] == "name"
+    assert links["Application"] == "application"
+    assert links["Updated"] == "-updated_at"
+    assert links["Last used"] == "-last_used_at"
+    # The list starts newest first, so its header turns the order around.
+    assert links["Created"] == "created_at"
+
+
+def test_key_created_shows_openai_base_url(client, project, owner):
+    provider = ProviderFactory(project=project, context_path="openai")
+    client.force_login(owner)
+
+    response = create_key(client, project, provider)
+
+    assert response.context["base_urls"] == [
+        ("Gateway base URL", "http://testserver/gateway/openai/v1")
+    ]
+    assert "Anthropic SDK" not in response.text
+
+
+def test_key_created_shows_both_anthropic_base_urls(client, project, owner):
+    provider = ProviderFactory(
+        project=project,
+        context_path="claude",
+        vendor=Vendor.ANTHROPIC,
+        base_url="http://127.0.0.1:9",
+    )
+    client.force_login(owner)
+
+    response = create_key(client, project, provider)
+
+    assert response.context["base_urls"] == [
+        ("Base URL for the Anthropic SDK", "http://testserver/gateway/claude"),
+        ("Base URL for the OpenAI SDK", "http://testserver/gateway/claude/v1"),
+    ]
+    assert '">http://testserver/gateway/claude</code>' in response.text
+    assert '">http://testserver/gateway/claude/v1</code>' in response.text
+
+
+def test_key_created_anthropic_proxy_base_urls(client, project, owner):
+    proxy = AppProxyFactory(
+        project=project,
+        context_path="docs-claude",
+        provider__vendor=Vendor.ANTHROPIC,
+        provider__base_url="http://127.0.0.1:9",
+    )
+    client.force_login(owner)
+
+    response = client.post(
+        reverse("workspace:key-create", args=[project.slug]),
+        {"name": "proxy-key", "target": f"proxy:{proxy.pk}"},
+    )
+
+    labels = [label for label, _ in response.context["base_urls"]]
+    assert labels == ["Base URL for the Anthropic SDK", "Base URL for the OpenAI SDK"]
+    assert '">http://testserver/gateway/docs-claude</code>' in response.text
+
+
+def test_key_list_revoke_link_keeps_filters(client, project, owner):
+    key = APIKeyFactory(project=project, name="ci-runner")
+    client.force_login(owner)
+    list_url = reverse("workspace:key-list", args=[project.slug])
+    query = {"q": "ci", "status": "active", "sort": "name"}
+
+    pages = [
+        client.get(list_url, query),
+        client.get(list_url, query, headers={"HX-Request": "true"}),
+    ]
+
+    revoke_url = reverse("workspace:key-revoke", args=[project.slug, key.pk])
+    expected = revoke_url + "?" + urlencode({"next": f"{list_url}?{urlencode(query)}"})
+    for response in pages:
+        assert f'href="{html.escape(expected)}"' in response.text
+
+
+def test_key_revoke_returns_to_filtered_list(client, project, owner):
+    key = APIKeyFactory(project=project)
+    client.force_login(owner)
+    filtered = (
+        reverse("workspace:key-list", args=[project.slug]) + "?q=ci&status=active"
+    )
+
+    response = client.post(
+        reverse("workspace:key-revoke", args=[project.slug, key.pk]),
+        {"next": filtered},
+    )
+
+    assert response["Location"] == filtered
+
+
+def test_key_revoke_cancel_returns_to_filtered_list(client, project, owner):
+    key = APIKeyFactory(project=project)
+    client.force_login(owner)
+    filtered = (
+        reverse("workspace:key-list", args=[project.slug]) + "?q=ci&status=active"
+    )
+    revoke_url = reverse("workspace:key-revoke", args=[project.slug, key.pk])
+
+    response = client.get(revoke_url, {"next": filtered})
+    offsite = client.get(revoke_url, {"next": "https://evil.example/"})
+
+    assert response.context["cancel_url"] == filtered
+    assert f'value="{html.escape(filtered)}"' in response.text
+    assert offsite.context["cancel_url"] == reverse(
+        "workspace:key-list", args=[project.slug]
+    )
+
+
+def test_key_created_links_to_attach_choice(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_key(client, project, provider)
+
+    key = APIKey.objects.get(name="ci-runner")
+    attach = reverse("genai_apps:application-list", args=[project.slug])
+    assert f'href="{attach}?attach_key={key.pk}"' in response.text

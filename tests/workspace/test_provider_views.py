@@ -10,6 +10,7 @@ from tests.factories import (
     ProviderFactory,
     ProviderModelFactory,
 )
+from tests.html import sort_links
 from workspace.models import Provider, ProviderModel, Vendor
 
 
@@ -515,3 +516,15 @@ def test_provider_edit_page_links_to_delete(client, project, owner, teammate):
 
     assert delete_url(provider) in owner_page.text
     assert delete_url(provider) not in developer_page.text
+
+
+def test_provider_list_model_count_sorts_largest_first(client, project, owner):
+    ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:provider-list", args=[project.slug]))
+
+    links = sort_links(response.content)
+    assert links["Context path"] == "context_path"
+    assert links["Models"] == "-model_count"
+    assert links["Updated"] == "-updated_at"
