@@ -37,6 +37,9 @@ class PercentColumn(CountColumn):
 
 
 class CostColumn(CountColumn):
+    # None is an unknown cost, which reads "unknown", not the "—" of no data.
+    empty_values = ()
+
     def render(self, value, record):
         text = usd(value)
         if record.get("cost_is_partial"):

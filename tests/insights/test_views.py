@@ -90,6 +90,19 @@ def test_application_page_marks_partly_unknown_cost(
     assert "have no price" in cost.note
 
 
+def test_model_table_shows_unknown_cost_as_unknown(client, owner, application, traffic):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]), {"range": "24h"}
+    )
+
+    model_table = response.context["model_table"]
+    row = next(r for r in model_table.rows if r.record["name"] == "mystery")
+    assert "unknown" in row.get_cell("cost")
+    assert "—" not in row.get_cell("cost")
+
+
 def test_application_page_of_other_project_is_not_found(
     client, outsider, application, traffic
 ):
