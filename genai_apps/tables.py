@@ -124,7 +124,7 @@ class MappedKeyTable(tables.Table):
 
 
 class HistoryTable(tables.Table):
-    created_at = WhenColumn(verbose_name="When", time_format="H:i:s")
+    created_at = WhenColumn(verbose_name="When", time_format="H:i:s T")
     action = tables.Column(verbose_name="Action")
     key = tables.Column(accessor="key_name", verbose_name="Key")
     application_name = tables.Column(verbose_name="Application")

@@ -15,12 +15,13 @@ DATETIME_FORMAT = "Y-m-d H:i"
 
 
 class WhenColumn(tables.DateTimeColumn):
-    """A UTC date over its time of day, so wide tables stay narrow.
+    """A date over its time of day and zone (UTC), so wide tables stay narrow.
 
-    The first click on its header sorts the latest first.
+    The first click on its header sorts the latest first. The zone is shown
+    because Insights pages use the browser's zone instead.
     """
 
-    def __init__(self, *args, time_format="H:i", **kwargs):
+    def __init__(self, *args, time_format="H:i T", **kwargs):
         self.time_format = time_format
         kwargs.setdefault("attrs", {"td": {"class": "when"}})
         kwargs.setdefault("initial_sort_descending", True)

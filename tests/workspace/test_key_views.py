@@ -486,3 +486,15 @@ def test_key_created_links_to_attach_choice(client, project, owner):
     key = APIKey.objects.get(name="ci-runner")
     attach = reverse("genai_apps:application-list", args=[project.slug])
     assert f'href="{attach}?attach_key={key.pk}"' in response.text
+
+
+def test_key_list_times_name_their_zone(client, project, owner):
+    APIKeyFactory(
+        project=project,
+        created_at=datetime.datetime(2026, 3, 1, 18, 45, tzinfo=datetime.UTC),
+    )
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:key-list", args=[project.slug]))
+
+    assert '2026-03-01<br><span class="muted">18:45 UTC</span>' in response.text
