@@ -220,6 +220,8 @@ def start_litellm(workdir):
         "  telemetry: false\n"
     )
     env = os.environ.copy()
+    # LiteLLM reads DATABASE_URL too; the comparison runs it without one.
+    env.pop("DATABASE_URL", None)
     # The local cost map keeps LiteLLM from fetching it from the internet.
     env.update(
         LITELLM_MASTER_KEY=LITELLM_MASTER_KEY,
