@@ -409,14 +409,19 @@ def recording_throughput(batch_sizes, total):
     return results
 
 
-def rss_mb():
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid="self"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
+# uvicorn for the export measured as production serves it, on 127.0.0.1.
+EXPORT_SERVER_PORT = 8310
+
+
 def export_memory(project, user):
+    """Measure the events export in process (test client) and from uvicorn."""
     from django.test import Client
     from django.urls import reverse
 
@@ -426,6 +431,70 @@ def export_memory(project, user):
         reverse("insights:overview-export", args=[project.slug])
         + "?range=90d&tz=UTC&table=events"
     )
+    return {
+        "test_client": _export_in_process(client, url),
+        "uvicorn": _export_from_uvicorn(client.cookies["sessionid"].value, url),
+    }
+
+
+def _export_from_uvicorn(session_id, url):
+    """Download the export from a uvicorn process, sampling that process's memory."""
+    import httpx
+
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "workspace.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(EXPORT_SERVER_PORT),
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{EXPORT_SERVER_PORT}"
+        for _ in range(100):
+            try:
+                httpx.get(f"{base}/accounts/login/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        before = rss_mb(server.pid)
+        peak = before
+        size = 0
+        lines = 0
+        first_byte = None
+        started = time.perf_counter()
+        with httpx.stream(
+            "GET", base + url, cookies={"sessionid": session_id}, timeout=600
+        ) as response:
+            for chunk in response.iter_bytes():
+                if first_byte is None:
+                    first_byte = time.perf_counter() - started
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+                peak = max(peak, rss_mb(server.pid))
+        return {
+            "rows": lines - 1,
+            "megabytes_written": round(size / 1e6, 1),
+            "seconds": round(time.perf_counter() - started, 1),
+            "first_byte_seconds": round(first_byte or 0, 2),
+            "rss_before_mb": round(before, 1),
+            "rss_peak_mb": round(peak, 1),
+            "extra_mb": round(peak - before, 1),
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def _export_in_process(client, url):
     before = rss_mb()
     peak = before
     rows = 0

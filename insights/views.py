@@ -2,6 +2,7 @@ import datetime
 import functools
 
 from django.contrib.auth.decorators import login_required
+from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -304,6 +305,9 @@ def _export(request, project, app):
             f"Invalid export options: {problems}", content_type="text/plain"
         )
     period = make_period(form, range_key, tz_name, timezone.now())
+    stream_csv = functools.partial(
+        export.stream_csv, asynchronous=isinstance(request, ASGIRequest)
+    )
     subject = f"{slugify(app.name) or 'application'}-{app.pk}" if app else "overview"
     stem = (
         f"{project.slug}-{subject}-{kind}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
@@ -317,7 +321,7 @@ def _export(request, project, app):
             _key_names(project),
             _application_names(project),
         )
-        return export.stream_csv(stem, export.EVENT_HEADER, rows)
+        return stream_csv(stem, export.EVENT_HEADER, rows)
     if app is None:
         report = reports.overview_report(project, period, _application_names(project))
     else:
@@ -326,9 +330,9 @@ def _export(request, project, app):
         )
     if kind == "series":
         header = [f"bucket ({tz_name})", *export.SERIES_HEADER[1:]]
-        return export.stream_csv(stem, header, export.series_rows(report))
+        return stream_csv(stem, header, export.series_rows(report))
     if kind == "keys":
-        return export.stream_csv(
+        return stream_csv(
             stem,
             export.KEY_BREAKDOWN_HEADER,
             export.breakdown_rows(_by_cost(report.key_rows), with_prefix=True),
@@ -339,7 +343,7 @@ def _export(request, project, app):
         rows = _by_cost(report.application_rows)
         if report.unattached.requests:
             rows.append(reports.unattached_row(report.unattached, report.total))
-    return export.stream_csv(stem, export.BREAKDOWN_HEADER, export.breakdown_rows(rows))
+    return stream_csv(stem, export.BREAKDOWN_HEADER, export.breakdown_rows(rows))
 
 
 def _by_cost(rows):
