@@ -80,7 +80,7 @@ class RangeForm(forms.Form):
         if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
             raise forms.ValidationError(
                 f"{label}: enter a date between {EARLIEST_DATE} and {LATEST_DATE}, "
-                f"not {value:%Y-%m-%d}."
+                f"not {value.isoformat()}."
             )
         return value
 

@@ -69,7 +69,10 @@ def _percentile(distribution, q):
 def headline(current, previous, current_dist, previous_dist):
     cost_note = ""
     if current.cost_is_partial:
-        cost_note = f"{current.unpriced_requests:,} requests have no price"
+        count = current.unpriced_requests
+        cost_note = (
+            f"{count:,} {'request has' if count == 1 else 'requests have'} no price"
+        )
     elif current.requests and current.cost is None:
         cost_note = "No price for these models"
     return [

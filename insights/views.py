@@ -1,5 +1,6 @@
 import datetime
 import functools
+from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
@@ -16,6 +17,7 @@ from genai_apps.models import GenAIApplication
 from insights import export, reports
 from insights.forms import RANGE_CHOICES, TIMEZONE_COOKIE, make_period, read_options
 from insights.tables import ApplicationTable, KeyTable, ModelTable, sortable
+from insights.templatetags.insights_format import usd
 from workspace.access import get_membership
 from workspace.models import APIKey
 
@@ -70,6 +72,19 @@ CHART_TITLES = {
 }
 
 
+# Charts whose values are USD (floats for display), shown as "$0.0231" in
+# their tables.
+COST_CHARTS = {"cost_by_model", "cost_by_application", "cost_ranking"}
+
+
+def _usd_cell(value):
+    return "—" if value is None else usd(Decimal(repr(value)))
+
+
+def _count_cell(value):
+    return "—" if value is None else value
+
+
 def _chart(name, data):
     """Return template context for one chart and its table alternative.
 
@@ -77,8 +92,11 @@ def _chart(name, data):
     page has thousands of cells and template loops render them slowly.
     """
     title, description, kind = CHART_TITLES[name]
-    first_header = "Name" if kind == "hbar" or name == "errors_by_status" else "Bucket"
-    # Labels are escaped; values are numbers or None, so they need no escaping.
+    first_header = {"errors_by_status": "HTTP status"}.get(
+        name, "Name" if kind == "hbar" else "Bucket"
+    )
+    cell = _usd_cell if name in COST_CHARTS else _count_cell
+    # Labels are escaped; cells are formatted numbers, so they need no escaping.
     header = "".join(
         f'<th scope="col" class="numeric">{escape(d["label"])}</th>'
         for d in data["datasets"]
@@ -86,8 +104,7 @@ def _chart(name, data):
     rows = []
     for i, label in enumerate(data["labels"]):
         cells = "".join(
-            f'<td class="numeric">{"—" if d["data"][i] is None else d["data"][i]}</td>'
-            for d in data["datasets"]
+            f'<td class="numeric">{cell(d["data"][i])}</td>' for d in data["datasets"]
         )
         rows.append(f'<tr><th scope="row">{escape(label)}</th>{cells}</tr>')
     table = mark_safe(  # noqa: S308 - every label is escaped above

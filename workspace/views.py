@@ -104,8 +104,8 @@ def provider_list(request, project_slug):
 # Providers hold the upstream credentials and decide where the gateway
 # sends requests, so only owners and admins change them; see docs/ui.md.
 PROVIDER_MANAGERS_ONLY = (
-    "Only project owners and admins can add or change LLM providers, because "
-    "providers hold upstream credentials."
+    "Only project owners and admins can add, change or delete LLM providers, "
+    "because providers hold upstream credentials."
 )
 
 
@@ -204,10 +204,13 @@ def provider_delete(request, project_slug, provider_id):
     provider = get_object_or_404(Provider, project=membership.project, pk=provider_id)
     require_manager(membership, PROVIDER_MANAGERS_ONLY)
     blockers = _delete_blockers(provider)
-    proxies = provider.proxies.count()
+    proxies = sorted(provider.proxies.values_list("name", flat=True))
     if proxies:
+        names = ", ".join(f"“{name}”" for name in proxies)
         blockers.append(
-            f"{proxies} App LLM {'Proxy forwards' if proxies == 1 else 'Proxies forward'} to it."
+            f"{len(proxies)} App LLM "
+            f"{'Proxy forwards' if len(proxies) == 1 else 'Proxies forward'} to it: "
+            f"{names}. Delete {'it' if len(proxies) == 1 else 'them'} first."
         )
     return _delete_page(
         request,
@@ -230,9 +233,9 @@ def _delete_blockers(target):
     if not keys:
         return []
     return [
-        f"{keys} API {'key was' if keys == 1 else 'keys were'} generated for it. "
-        "Keys keep their usage history, so they are never deleted. Revoke them "
-        "to stop their traffic."
+        f"{keys} API {'key was' if keys == 1 else 'keys were'} generated for it, "
+        "revoked ones included. Keys keep their usage history, so they are never "
+        "deleted, and a target with keys stays. Revoke its keys to stop its traffic."
     ]
 
 
@@ -242,7 +245,7 @@ def _delete_page(
     """Confirm and delete a provider or proxy that nothing depends on."""
     project = membership.project
     if request.method == "POST" and not blockers:
-        name = target.name
+        name, target_id = target.name, target.pk
         try:
             with transaction.atomic():
                 target.delete()
@@ -255,7 +258,7 @@ def _delete_page(
             logger.info(
                 "%s %s deleted in project %s by user %s",
                 kind,
-                target.pk,
+                target_id,
                 project.slug,
                 request.user.pk,
             )
@@ -267,6 +270,7 @@ def _delete_page(
         "target": target,
         "kind": kind,
         "blockers": blockers,
+        "has_keys": target.api_keys.exists(),
         "keys_url": f"{keys_url}?target={target_kind}:{target.pk}",
         "nav_section": nav_section,
         "cancel_url": request.path.removesuffix("delete/"),

@@ -409,7 +409,7 @@ def test_developer_sees_read_only_provider_form(client, project, teammate):
     response = client.get(edit_url(provider))
 
     assert response.status_code == 200
-    assert "Only project owners and admins can add or change" in response.text
+    assert "Only project owners and admins can add, change or delete" in response.text
     assert 'type="submit" class="primary"' not in response.text
 
 
@@ -474,7 +474,7 @@ def test_provider_with_keys_is_not_deleted(client, project, owner):
     response = client.post(delete_url(provider))
 
     assert "cannot be deleted" in page.text
-    assert "2 API keys were generated for it." in page.text
+    assert "2 API keys were generated for it, revoked ones included." in page.text
     assert f"keys/?target=provider:{provider.pk}" in page.text
     assert 'class="danger">Delete</button>' not in page.text
     assert response.status_code == 409
@@ -483,13 +483,14 @@ def test_provider_with_keys_is_not_deleted(client, project, owner):
 
 def test_provider_with_proxy_is_not_deleted(client, project, owner):
     provider = ProviderFactory(project=project)
-    AppProxyFactory(project=project, provider=provider)
+    AppProxyFactory(project=project, provider=provider, name="Support proxy")
     client.force_login(owner)
 
     response = client.post(delete_url(provider))
 
     assert response.status_code == 409
-    assert "1 App LLM Proxy forwards to it." in response.text
+    assert "1 App LLM Proxy forwards to it: “Support proxy”." in response.text
+    assert "See its API keys" not in response.text
     assert Provider.objects.filter(pk=provider.pk).exists()
 
 

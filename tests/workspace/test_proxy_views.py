@@ -266,7 +266,7 @@ def test_proxy_with_key_is_not_deleted(client, project, owner):
     response = client.post(proxy_delete_url(proxy))
 
     assert response.status_code == 409
-    assert "1 API key was generated for it." in response.text
+    assert "1 API key was generated for it, revoked ones included." in response.text
     assert AppProxy.objects.filter(pk=proxy.pk).exists()
 
 
@@ -278,3 +278,14 @@ def test_proxy_delete_forbidden_for_viewer(client, project, viewer):
 
     assert response.status_code == 403
     assert AppProxy.objects.filter(pk=proxy.pk).exists()
+
+
+def test_proxy_delete_logs_its_id(client, project, teammate, caplog):
+    proxy = AppProxyFactory(project=project)
+    proxy_id = proxy.pk
+    client.force_login(teammate)
+
+    with caplog.at_level("INFO", logger="workspace.views"):
+        client.post(proxy_delete_url(proxy))
+
+    assert f"App LLM Proxy {proxy_id} deleted in project acme" in caplog.text
