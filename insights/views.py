@@ -245,6 +245,7 @@ def overview(request, project_slug):
         **range_context,
         "nav_section": "insights",
         "project": project,
+        "can_edit": membership.can_edit,
         "report": report,
         "charts": charts,
         "application_table": table,

@@ -59,6 +59,14 @@
     return value.toLocaleString("en-US");
   }
 
+  // Dollar ticks with as many decimals as the tick step needs, so an axis of
+  // tiny costs does not read "$0" on every tick and a step reads evenly.
+  function usdTickLabel(value, index, ticks) {
+    const step = ticks.length > 1 ? Math.abs(ticks[1].value - ticks[0].value) : Math.abs(value);
+    const decimals = step > 0 ? Math.min(10, Math.max(0, -Math.floor(Math.log10(step)))) : 0;
+    return "$" + value.toLocaleString("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+  }
+
   function valueAxis(unit, stacked) {
     if (unit === "milliseconds") {
       // p95 latency can be a hundred times the time to first token, which
@@ -74,7 +82,7 @@
         stacked,
         beginAtZero: true,
         title: { display: true, text: "USD" },
-        ticks: { callback: (value) => "$" + value.toLocaleString("en-US") },
+        ticks: { callback: usdTickLabel },
       };
     }
     return { stacked, beginAtZero: true, ticks: { precision: 0 } };
@@ -100,9 +108,13 @@
     // At most one time label per 140 pixels, so that the 16-character
     // labels do not overlap on a phone.
     const labelLimit = Math.max(2, Math.min(6, Math.floor(canvas.parentElement.clientWidth / 140)));
+    // A few short labels (HTTP statuses, application names) are all shown.
+    const fewLabels = data.labels.length <= 12;
     const categoryAxis = {
       stacked,
-      ticks: { maxRotation: 0, autoSkip: true, autoSkipPadding: 16, maxTicksLimit: labelLimit },
+      ticks: fewLabels
+        ? { maxRotation: 0, autoSkip: false }
+        : { maxRotation: 0, autoSkip: true, autoSkipPadding: 16, maxTicksLimit: labelLimit },
     };
     const values = valueAxis(unit, stacked);
     new window.Chart(canvas, {

@@ -8,7 +8,11 @@ from django.utils import timezone
 
 from insights.recording import record_usage
 from tests.browser.test_attach_keys import sign_in
-from tests.factories import KeyMappingFactory, UsageRecordFactory
+from tests.factories import (
+    KeyMappingFactory,
+    ProviderModelFactory,
+    UsageRecordFactory,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -99,6 +103,8 @@ def _chart_axes(page, name):
                 type: scale.type,
                 title: scale.options.title.display ? scale.options.title.text : "",
                 ticks: scale.ticks.map(tick => tick.value),
+                labels: scale.ticks.map(tick => tick.label),
+                categories: horizontal ? [] : chart.scales.x.ticks.map(tick => tick.label),
             };
         }""",
         name,
@@ -176,3 +182,49 @@ def test_range_form_builds_clean_urls(page, live_server, project, owner):
     page.wait_for_load_state()
 
     assert page.url == url + "?range=24h&tz=UTC"
+
+
+def test_tiny_costs_and_statuses_keep_their_labels(page, live_server, project, owner):
+    mapping = KeyMappingFactory(application__project=project)
+    ProviderModelFactory(provider=mapping.key.provider, name="gpt-4o-mini")
+    now = timezone.now()
+    statuses = [(code, "upstream_4xx") for code in (400, 401, 403, 404, 408, 409, 413)]
+    statuses += [(code, "upstream_5xx") for code in (500, 502, 503, 504)]
+    record_usage(
+        [
+            UsageRecordFactory(
+                key=mapping.key,
+                occurred_at=now - datetime.timedelta(hours=hours),
+                model="gpt-4o-mini",
+                prompt_tokens=hours,
+                completion_tokens=0,
+            )
+            for hours in (1, 2, 3)
+        ]
+        + [
+            UsageRecordFactory(
+                key=mapping.key,
+                occurred_at=now - datetime.timedelta(hours=1),
+                status_code=status,
+                error_type=error_type,
+                prompt_tokens=0,
+                completion_tokens=0,
+            )
+            for status, error_type in statuses
+        ]
+    )
+    sign_in(page, live_server, owner)
+
+    page.goto(
+        live_server.url
+        + reverse("insights:application", args=[project.slug, mapping.application.pk])
+        + "?range=24h"
+    )
+    cost = _chart_axes(page, "cost_by_model")
+    errors = _chart_axes(page, "errors_by_status")
+
+    # A few millionths of a dollar per bucket: the labels must tell the
+    # ticks apart, and every status gets its label.
+    assert len(set(cost["labels"])) == len(cost["labels"])
+    assert all(label.startswith("$") for label in cost["labels"])
+    assert errors["categories"] == [str(code) for code, _ in statuses]

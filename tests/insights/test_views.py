@@ -681,3 +681,18 @@ def test_cost_chart_table_shows_dollars(client, owner, application, traffic):
     )
     assert "$0.0" in chart["table"]
     assert '<th scope="col">HTTP status</th>' in status["table"]
+
+
+def test_viewer_gets_no_attach_button_on_overview(
+    client, owner, viewer, application, traffic
+):
+    url = reverse("insights:overview", args=["acme"])
+
+    client.force_login(owner)
+    owner_page = client.get(url, {"range": "24h"})
+    client.force_login(viewer)
+    viewer_page = client.get(url, {"range": "24h"})
+
+    assert "Attach them to an application" in owner_page.text
+    assert "Attach them to an application" not in viewer_page.text
+    assert "Find them on the API Keys page" in viewer_page.text
