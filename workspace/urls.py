@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, register_converter
+from django.views.generic import RedirectView
 
 from workspace import views
 from workspace.ids import RowIdConverter
@@ -8,6 +10,10 @@ from workspace.ids import RowIdConverter
 register_converter(RowIdConverter, "id")
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico whatever the page's <link rel="icon"> says.
+    path(
+        "favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)
+    ),
     path("", views.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),

@@ -69,3 +69,14 @@ def test_id_beyond_64_bits_is_not_found(client, project, owner, path):
 
     assert get_response.status_code == 404
     assert post_response.status_code == 404
+
+
+def test_favicon_is_served(client, project, owner):
+    client.force_login(owner)
+
+    page = client.get(f"/p/{project.slug}/applications/")
+    icon = client.get("/favicon.ico")
+
+    assert 'rel="icon" href="/static/favicon.svg"' in page.text
+    assert icon.status_code == 301
+    assert icon.url == "/static/favicon.svg"
