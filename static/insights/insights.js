@@ -102,8 +102,9 @@
       backgroundColor: COLOURS[index % COLOURS.length],
       borderColor: COLOURS[index % COLOURS.length],
       borderWidth: kind === "line" ? 2 : 0,
-      pointRadius: kind === "line" ? 1.5 : 0,
-      spanGaps: true,
+      pointRadius: kind === "line" ? 2 : 0,
+      // A bucket without requests has no latency: leave a gap, not a line across it.
+      spanGaps: false,
     }));
     // At most one time label per 140 pixels, so that the 16-character
     // labels do not overlap on a phone.

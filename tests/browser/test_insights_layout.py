@@ -105,6 +105,7 @@ def _chart_axes(page, name):
                 ticks: scale.ticks.map(tick => tick.value),
                 labels: scale.ticks.map(tick => tick.label),
                 categories: horizontal ? [] : chart.scales.x.ticks.map(tick => tick.label),
+                spanGaps: chart.data.datasets.map(dataset => dataset.spanGaps),
             };
         }""",
         name,
@@ -146,6 +147,8 @@ def test_chart_axes_fit_their_units(page, live_server, project, owner):
     statuses = _chart_axes(page, "errors_by_status")
 
     assert latency["type"] == "logarithmic"
+    # Hours without requests stay gaps in the latency lines.
+    assert latency["spanGaps"] == [False, False, False]
     assert "Milliseconds" in latency["title"]
     assert min(latency["ticks"]) <= 300
     assert max(latency["ticks"]) >= 45_000
