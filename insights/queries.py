@@ -177,8 +177,8 @@ def make_buckets(start, end, tz, granularity):
 def _hour_label(moment, tz):
     """Return the local hour of moment, with its UTC offset when the hour repeats.
 
-    On the day clocks go back, 01:00 comes twice in America/New_York; the
-    offset (UTC-04:00, then UTC-05:00) tells the two buckets apart.
+    On the day clocks go back, 01:00 comes twice in America/New_York, and
+    the offset (UTC-04:00, then UTC-05:00) distinguishes the two buckets.
     """
     local = moment.astimezone(tz)
     label = local.strftime("%Y-%m-%d %H:%M")

@@ -99,7 +99,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # The insights pages group up to about 100,000 rollup rows per query; with
+    # The insights pages group up to about 100,000 rollup rows per query. With
     # PostgreSQL's default 4MB those sorts spill to disk and take twice as long.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c work_mem={env_str('DATABASE_WORK_MEM', '32MB')}"

@@ -10,7 +10,7 @@ from workspace.ids import RowIdConverter
 register_converter(RowIdConverter, "id")
 
 urlpatterns = [
-    # Browsers ask for /favicon.ico whatever the page's <link rel="icon"> says.
+    # Browsers request /favicon.ico even when the page links another icon.
     path(
         "favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)
     ),

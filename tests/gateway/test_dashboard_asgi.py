@@ -35,5 +35,5 @@ def test_event_export_streams_under_asgi(gateway, transactional_db, project, own
     rows = list(csv.reader(io.StringIO(b"".join(chunks).decode("utf-8-sig"))))
     assert response.status_code == 200
     assert len(rows) == EVENTS + 1
-    # Django buffers a synchronous iterator under ASGI, and says so in the log.
+    # Django logs this warning when it buffers a synchronous iterator under ASGI.
     assert "must consume synchronous iterators" not in gateway.log_text()

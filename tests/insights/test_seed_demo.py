@@ -91,6 +91,6 @@ def test_seed_demo_rejects_traffic_volume_of_zero(var_dir):
 @pytest.mark.parametrize(
     "url", ["ftp://127.0.0.1:8001", "127.0.0.1:8001", "http://127.0.0.1:8001/v1"]
 )
-def test_seed_demo_rejects_simulator_url_that_is_not_an_origin(db, url):
+def test_seed_demo_rejects_non_origin_simulator_url(db, url):
     with pytest.raises(CommandError, match="must be an origin"):
         call_command("seed_demo", simulator_url=url)
