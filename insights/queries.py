@@ -410,6 +410,50 @@ def series(project_id, buckets, application_id=None, group_by=(), filters=None):
     return result
 
 
+def series_and_totals(project_id, buckets, group_by, totals_by):
+    """Return (series(group_by), totals grouped by the column totals_by) of buckets.
+
+    On PostgreSQL one scan of the rollups serves both, with GROUPING SETS:
+    the overview sums every application's rows twice otherwise, and that
+    scan is most of its database time. The totals cover the buckets' range.
+    """
+    if not buckets:
+        return {}, {}
+    if connection.vendor != "postgresql":
+        start, end = buckets[0].start, buckets[-1].end
+        return (
+            series(project_id, buckets, group_by=group_by),
+            totals(project_id, start, end, group_by=(totals_by,)),
+        )
+    _check_range(buckets[0].start, buckets[-1].end)
+    bucket_sql, bucket_params, _ = _bucket_index_sql(buckets)
+    condition, params = _bucket_condition([(b.start, b.end) for b in buckets])
+    sums = ", ".join(f"CAST(SUM({m}) AS BIGINT)" for m in METRIC_NAMES)
+    dimensions = ", ".join(group_by)
+    sql = (
+        f"SELECT GROUPING({totals_by}), {bucket_sql}, {dimensions}, {totals_by}, {sums} "
+        f"FROM {UsageRollup._meta.db_table} WHERE project_id = %s AND {condition} "
+        f"GROUP BY GROUPING SETS (({bucket_sql}, {dimensions}), ({totals_by}))"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*bucket_params, project_id, *params, *bucket_params])
+        rows = cursor.fetchall()
+    width = len(group_by)
+    by_group = {}
+    by_total = {}
+    for row in rows:
+        values = row[3 + width :]
+        if row[0] == 0:
+            by_total.setdefault((row[2 + width],), Totals()).add(values)
+            continue
+        key = tuple(row[2 : 2 + width])
+        per_bucket = by_group.get(key)
+        if per_bucket is None:
+            per_bucket = by_group[key] = [Totals() for _ in buckets]
+        per_bucket[row[1] - 1].add(values)
+    return by_group, by_total
+
+
 @dataclasses.dataclass
 class Distribution:
     """Merged latency or TTFT histogram bins."""

@@ -359,11 +359,10 @@ def overview_report(project, period, application_names):
     from keys attached to no application.
     """
     buckets = _buckets(period)
-    by_group = queries.series(project.pk, buckets, group_by=ERROR_DIMENSIONS)
-    report, labels = _common(project.pk, period, None, by_group, buckets)
-    by_app = queries.totals(
-        project.pk, period.start, period.end, group_by=("application_id",)
+    by_group, by_app = queries.series_and_totals(
+        project.pk, buckets, ERROR_DIMENSIONS, "application_id"
     )
+    report, labels = _common(project.pk, period, None, by_group, buckets)
     report.application_rows = []
     for (application_id,), totals in by_app.items():
         if application_id == 0:

@@ -210,3 +210,47 @@ def test_repeated_hour_labels_carry_offset():
         "2026-11-01 01:00 UTC-05:00",
         "2026-11-01 02:00",
     ]
+
+
+def test_series_and_totals_match_separate_reads(project):
+    first = KeyMappingFactory(application__project=project)
+    second = KeyMappingFactory(application__project=project)
+    loose = APIKeyFactory(project=project)
+    tz = queries.get_timezone("Asia/Kolkata")
+    start = datetime.datetime(2026, 3, 1, tzinfo=tz).astimezone(UTC)
+    end = datetime.datetime(2026, 3, 4, tzinfo=tz).astimezone(UTC)
+    rng = random.Random(7)
+    records = []
+    for key in (first.key, second.key, loose):
+        for _ in range(60):
+            failed = rng.random() < 0.3
+            records.append(
+                UsageRecordFactory(
+                    key=key,
+                    occurred_at=start + datetime.timedelta(minutes=rng.randrange(4320)),
+                    prompt_tokens=rng.randrange(1, 500),
+                    status_code=rng.choice([429, 503]) if failed else 200,
+                    error_type=("rate_limit" if rng.random() < 0.5 else "upstream_5xx")
+                    if failed
+                    else "",
+                )
+            )
+    record_usage(records)
+    buckets = queries.make_buckets(start, end, tz, queries.Granularity.DAY)
+    group_by = ("error_type", "status_code")
+
+    by_group, by_app = queries.series_and_totals(
+        project.pk, buckets, group_by, "application_id"
+    )
+
+    expected_series = queries.series(project.pk, buckets, group_by=group_by)
+    expected_totals = queries.totals(
+        project.pk, start, end, group_by=("application_id",)
+    )
+    assert {k: [t.values for t in v] for k, v in by_group.items()} == {
+        k: [t.values for t in v] for k, v in expected_series.items()
+    }
+    assert {k: t.values for k, t in by_app.items()} == {
+        k: t.values for k, t in expected_totals.items()
+    }
+    assert sum(t.requests for t in by_app.values()) == 180
