@@ -290,18 +290,18 @@ def _filter_sql(table, filters):
     parts = []
     params = []
     for lookup, value in (filters or {}).items():
-        column, _, operator = lookup.partition("__")
+        column, _, lookup_type = lookup.partition("__")
         if column not in columns:
             raise ValueError(f"Unknown rollup column {column!r} in filters.")
-        if operator == "in":
+        if lookup_type == "in":
             values = list(value)
             if not values:
                 parts.append("1 = 0")
                 continue
             parts.append(f"{column} IN ({', '.join(['%s'] * len(values))})")
             params.extend(values)
-        elif operator in _FILTER_OPERATORS:
-            parts.append(f"{column} {_FILTER_OPERATORS[operator]} %s")
+        elif lookup_type in _FILTER_OPERATORS:
+            parts.append(f"{column} {_FILTER_OPERATORS[lookup_type]} %s")
             params.append(value)
         else:
             raise ValueError(f"Unsupported lookup {lookup!r} in filters.")
@@ -316,12 +316,15 @@ def _select_sums(
     columns,
     filters=None,
     column_params=(),
+    grouping=None,
+    grouping_params=(),
 ):
-    """Return rows of (*columns, *metric sums) grouped by columns, from one statement.
+    """Return rows of (*columns, *metric sums) from one statement.
 
     columns are SQL expressions, with column_params for their placeholders.
-    Sums are cast back to integers because PostgreSQL returns SUM(bigint) as
-    numeric, which loads as Decimal.
+    Rows are grouped by the columns, or by the SQL of `grouping` (with
+    grouping_params) when it is given. Sums are cast back to integers
+    because PostgreSQL returns SUM(bigint) as numeric, which loads as Decimal.
     """
     condition, params = _bucket_condition(intervals)
     where = f"project_id = %s AND {condition}"
@@ -333,10 +336,12 @@ def _select_sums(
     sums = ", ".join(f"CAST(SUM({m}) AS BIGINT)" for m in METRIC_NAMES)
     select = ", ".join([*columns, sums])
     sql = f"SELECT {select} FROM {table._meta.db_table} WHERE {where}{extra}"
-    if columns:
-        sql += " GROUP BY " + ", ".join(str(i) for i in range(1, len(columns) + 1))
+    if grouping is None and columns:
+        grouping = ", ".join(str(i) for i in range(1, len(columns) + 1))
+    if grouping:
+        sql += f" GROUP BY {grouping}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params + extra_params)
+        cursor.execute(sql, [*params, *extra_params, *grouping_params])
         return cursor.fetchall()
 
 
@@ -427,17 +432,17 @@ def series_and_totals(project_id, buckets, group_by, totals_by):
         )
     _check_range(buckets[0].start, buckets[-1].end)
     bucket_sql, bucket_params, _ = _bucket_index_sql(buckets)
-    condition, params = _bucket_condition([(b.start, b.end) for b in buckets])
-    sums = ", ".join(f"CAST(SUM({m}) AS BIGINT)" for m in METRIC_NAMES)
     dimensions = ", ".join(group_by)
-    sql = (
-        f"SELECT GROUPING({totals_by}), {bucket_sql}, {dimensions}, {totals_by}, {sums} "
-        f"FROM {UsageRollup._meta.db_table} WHERE project_id = %s AND {condition} "
-        f"GROUP BY GROUPING SETS (({bucket_sql}, {dimensions}), ({totals_by}))"
+    rows = _select_sums(
+        UsageRollup,
+        project_id,
+        None,
+        [(b.start, b.end) for b in buckets],
+        [f"GROUPING({totals_by})", bucket_sql, *group_by, totals_by],
+        column_params=bucket_params,
+        grouping=f"GROUPING SETS (({bucket_sql}, {dimensions}), ({totals_by}))",
+        grouping_params=bucket_params,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*bucket_params, project_id, *params, *bucket_params])
-        rows = cursor.fetchall()
     width = len(group_by)
     by_group = {}
     by_total = {}
