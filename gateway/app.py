@@ -522,7 +522,7 @@ async def _send_error(send, error):
 
 
 async def _read_body(receive):
-    """Return the request body; raise a 413 GatewayError past GATEWAY_MAX_BODY_BYTES."""
+    """Read the request body, raising a 413 GatewayError past GATEWAY_MAX_BODY_BYTES."""
     limit = settings.GATEWAY_MAX_BODY_BYTES
     chunks = []
     size = 0

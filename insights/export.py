@@ -40,7 +40,7 @@ class _Echo:
 
 
 def stream_csv(filename, header, rows, asynchronous=False):
-    """Return a streaming CSV response; rows is any iterable of sequences.
+    """Return a streaming CSV response of rows, any iterable of sequences.
 
     Set asynchronous for a request served under ASGI: Django's ASGI handler
     reads a synchronous iterator to its end before it sends a byte, which

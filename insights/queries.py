@@ -59,7 +59,7 @@ class Totals:
         return f"Totals({dict(zip(METRIC_NAMES, self.values, strict=True))})"
 
     def add(self, values):
-        """Add metric sums in METRIC_NAMES order; none may be None."""
+        """Add metric sums in METRIC_NAMES order. None of them may be None."""
         self.values = list(map(operator.add, self.values, values))
         return self
 
@@ -486,7 +486,7 @@ def distributions(project_id, buckets, application_id=None):
     condition, params = _bucket_condition([(b.start, b.end) for b in buckets])
     application = ALL_APPLICATIONS if application_id is None else application_id
     # PostgreSQL joins the texts of a display bucket, so Python parses one
-    # string per bucket and metric; the bins merge the same either way.
+    # string per bucket and metric. The bins merge the same either way.
     counts = "string_agg(counts, ' ')" if is_index else "counts"
     group = " GROUP BY 1, 2" if is_index else ""
     with connection.cursor() as cursor:

@@ -318,7 +318,7 @@ def application_report(application, period, key_names):
     """Return the Report of one application's page.
 
     key_names(key_ids) returns {key id: (name, prefix, status)} for the keys
-    table; it is called with the ids that have usage in the range only.
+    table. It is called with the ids that have usage in the range only.
     """
     project_id = application.project_id
     buckets = _buckets(period)

@@ -315,7 +315,7 @@ def _export(request, project, app):
     form, range_key, tz_name = read_options(request)
     if form.errors:
         # A file of the default range, named like the requested one, would
-        # pass for the requested data; a page shows these errors instead.
+        # pass for the requested data. A page shows these errors instead.
         problems = " ".join(
             message for messages in form.errors.values() for message in messages
         )

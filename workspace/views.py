@@ -252,7 +252,7 @@ def _delete_page(
         except ProtectedError:
             # A key or proxy was created for it since the page was shown.
             blockers = _delete_blockers(target) or [
-                "Something was created for it a moment ago; reload the page."
+                "Something was created for it a moment ago. Reload the page."
             ]
         else:
             logger.info(

@@ -59,12 +59,12 @@ def change(item):
     if value is None:
         return DASH
     unit = "pp" if item.kind == "percent" else "%"
-    shown = f"{abs(value) * 100:.1f}"
-    if float(shown) == 0:
+    magnitude = f"{abs(value) * 100:.1f}"
+    if float(magnitude) == 0:
         # A change that rounds to zero gets no sign: "−0.0 pp" reads as a fall.
         return f"0.0 {unit}"
     sign = "+" if value > 0 else "−"
-    return f"{sign}{shown} {unit}"
+    return f"{sign}{magnitude} {unit}"
 
 
 @register.filter

@@ -29,7 +29,7 @@ def _application_with_usage(project):
     return mapping.application
 
 
-def test_by_key_table_fits_its_card_at_1366_pixels(page, live_server, project, owner):
+def test_by_key_table_fits_at_1366_pixels(page, live_server, project, owner):
     application = _application_with_usage(project)
     page.set_viewport_size({"width": 1366, "height": 768})
     sign_in(page, live_server, owner)
