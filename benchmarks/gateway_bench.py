@@ -42,7 +42,7 @@ import uvloop
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 LITELLM = REPO / "benchmarks" / ".venv-litellm" / "bin" / "litellm"
-PORTS = {"simulator": 8301, "gateway": 8302, "litellm": 8303}
+PORTS = {"simulator": 8301, "gateway": 8302, "litellm": 8303, "gateway-thread": 8304}
 LOAD_CPU, PROXY_CPU = "0", "1"
 UPSTREAM_KEY = "sk-bench-upstream"
 LITELLM_MASTER_KEY = "sk-bench-litellm-master-key-0123456789"
@@ -69,17 +69,27 @@ def main():
     parser.add_argument(
         "--skip-litellm", action="store_true", help="Do not start LiteLLM."
     )
+    parser.add_argument(
+        "--thread-writer",
+        action="store_true",
+        help=(
+            "Also load a second gateway that stores usage in a thread "
+            "(GATEWAY_USAGE_WRITER=thread) instead of a writer process."
+        ),
+    )
     args = parser.parse_args()
     args.load_at_start = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     levels = [int(level) for level in args.concurrency.split(",")]
 
+    started = datetime.datetime.now(datetime.UTC)
     workdir = Path(tempfile.mkdtemp(prefix="aiw-bench-"))
     processes = []
     try:
         env = bench_environment(workdir)
         secret = prepare_database(env)
         processes.append(start_simulator(env, workdir))
-        processes.append(start_gateway(env, workdir))
+        gateways = [start_gateway(env, workdir, "gateway", "process")]
+        processes.append(gateways[0])
         targets = {
             "direct": Target(
                 "direct", PORTS["simulator"], "/v1/chat/completions", UPSTREAM_KEY
@@ -91,6 +101,15 @@ def main():
                 secret,
             ),
         }
+        if args.thread_writer:
+            gateways.append(start_gateway(env, workdir, "gateway-thread", "thread"))
+            processes.append(gateways[-1])
+            targets["gateway-thread"] = Target(
+                "gateway-thread",
+                PORTS["gateway-thread"],
+                "/gateway/bench/v1/chat/completions",
+                secret,
+            )
         litellm_note = "not run (--skip-litellm)"
         if not args.skip_litellm:
             if LITELLM.exists():
@@ -106,6 +125,12 @@ def main():
                 litellm_note = f"not installed at {LITELLM}"
                 print(f"LiteLLM {litellm_note}; measuring without it.")
         results = uvloop.run(run_all(targets, levels, args))
+        # A graceful stop flushes what the gateways still buffer, so every
+        # call they answered must now be stored.
+        for gateway in gateways:
+            stop(gateway)
+        sent = sum(t.sent for name, t in targets.items() if name.startswith("gateway"))
+        results["recorded"] = {"requests": sent, "events": count_events(env, started)}
         report = build_report(results, targets, levels, litellm_note, args)
         print_report(report)
         write_report(report)
@@ -121,6 +146,7 @@ class Target:
         self.port = port
         self.path = path
         self.secret = secret
+        self.sent = 0
 
     def request(self, stream):
         body = {
@@ -185,7 +211,27 @@ def start_simulator(env, workdir):
     return spawn(args, env, workdir / "simulator.log", PORTS["simulator"])
 
 
-def start_gateway(env, workdir):
+def count_events(env, since):
+    """Return the number of usage events of the benchmark project since `since`."""
+    script = (
+        "import datetime; from insights.models import UsageEvent; "
+        "print(UsageEvent.objects.filter(project__slug='bench', "
+        f"occurred_at__gte=datetime.datetime.fromisoformat({since.isoformat()!r})"
+        ").count())"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+def start_gateway(env, workdir, name, writer):
+    env = {**env, "GATEWAY_USAGE_WRITER": writer}
     args = [
         "taskset",
         "-c",
@@ -199,12 +245,12 @@ def start_gateway(env, workdir):
         "--host",
         "127.0.0.1",
         "--port",
-        str(PORTS["gateway"]),
+        str(PORTS[name]),
         "--no-access-log",
         "--log-level",
         "warning",
     ]
-    return spawn(args, env, workdir / "gateway.log", PORTS["gateway"])
+    return spawn(args, env, workdir / f"{name}.log", PORTS[name])
 
 
 def start_litellm(workdir):
@@ -349,6 +395,7 @@ async def run_level(
                     return
                 remaining[0] -= 1
             status, first, total = await connection.call(request)
+            target.sent += 1
             if not measuring:
                 continue
             if status != 200:
@@ -400,15 +447,16 @@ async def run_all(targets, levels, args):
             )
             results["latency"][f"{name}/{mode}"] = result
             print(
-                f"c=1   {mode:6} {name:8} p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms"
+                f"c=1   {mode:6} {name:14} p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms"
             )
         for level in levels:
             for name, target in targets.items():
                 result = await run_level(target, level, stream, duration=args.duration)
                 results["load"][f"{name}/{mode}/{level}"] = result
                 print(
-                    f"c={level:<3} {mode:6} {name:8} {result['rps']:8.0f} req/s  "
-                    f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms"
+                    f"c={level:<3} {mode:6} {name:14} {result['rps']:8.0f} req/s  "
+                    f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms "
+                    f"({result['p99_ms'] / result['p50_ms']:.1f}x)"
                     + (f"  ({result['failures']} failed)" if result["failures"] else "")
                 )
     return results
@@ -445,9 +493,12 @@ def build_report(results, targets, levels, litellm_note, args):
             f"connection per caller; {args.duration:g} s per load level after 0.5 s "
             f"warm-up; {args.latency_requests} sequential requests for concurrency 1; "
             "simulator answers at once (4 chunks when streaming); gateway records "
-            f"usage to {database_kind()} and reads the key version token from "
-            f"{cache_kind()}; LiteLLM: {litellm_note}"
+            f"usage to {database_kind()} from a writer process"
+            + (" (gateway-thread: from a thread)" if args.thread_writer else "")
+            + f" and reads the key version token from {cache_kind()}; "
+            f"LiteLLM: {litellm_note}"
         ),
+        "recorded": results["recorded"],
         "added_latency_concurrency_1": added,
         "latency": results["latency"],
         "load": results["load"],
@@ -489,9 +540,14 @@ def print_report(report):
     print("\nAdded latency over the direct path at concurrency 1 (ms):")
     for name, added in report["added_latency_concurrency_1"].items():
         print(
-            f"  {name:16} p50 {added['p50_ms']:6.2f}  p99 {added['p99_ms']:6.2f}  "
+            f"  {name:22} p50 {added['p50_ms']:6.2f}  p99 {added['p99_ms']:6.2f}  "
             f"first event p50 {added['first_event_p50_ms']:6.2f}  p99 {added['first_event_p99_ms']:6.2f}"
         )
+    recorded = report["recorded"]
+    print(
+        f"Usage events stored: {recorded['events']} of {recorded['requests']} "
+        "requests sent through the gateway"
+    )
     print("\nThroughput (req/s) and latency p50/p99 (ms):")
     for key, result in report["load"].items():
         name, mode, level = key.split("/")
@@ -502,8 +558,9 @@ def print_report(report):
             else f"  +{result['p50_ms'] - direct['p50_ms']:.1f} ms p50 over direct"
         )
         print(
-            f"  c={level:<3} {mode:6} {name:8} {result['rps']:8.0f}  "
-            f"{result['p50_ms']:7.1f} / {result['p99_ms']:7.1f}{overhead}"
+            f"  c={level:<3} {mode:6} {name:14} {result['rps']:8.0f}  "
+            f"{result['p50_ms']:7.1f} / {result['p99_ms']:7.1f} "
+            f"({result['p99_ms'] / result['p50_ms']:.1f}x){overhead}"
         )
 
 

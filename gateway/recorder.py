@@ -5,6 +5,11 @@ task hands the buffer to insights.recording.record_usage every
 GATEWAY_FLUSH_INTERVAL seconds, or sooner when GATEWAY_FLUSH_BATCH_SIZE
 records are waiting. record_usage also advances APIKey.last_used_at.
 
+Where record_usage runs is GATEWAY_USAGE_WRITER: "process" (the default)
+sends each batch to a writer process of this worker (gateway.writer_process),
+"thread" runs it in a thread of the worker. A writer process that dies is
+started again for the next attempt, and its batch is retried.
+
 When the database is unavailable, the batch stays in the buffer and is
 retried with exponential backoff (up to 30 seconds apart).
 record_usage skips event ids it has stored already, so a retry after an
@@ -20,6 +25,8 @@ record buffered while the database was unreachable.
 
 import asyncio
 import logging
+import os
+import sys
 import time
 
 from asgiref.sync import sync_to_async
@@ -32,6 +39,7 @@ from django.db import (
     transaction,
 )
 
+from gateway import writer_process
 from insights.recording import record_usage
 
 logger = logging.getLogger(__name__)
@@ -48,14 +56,16 @@ class UsageWriter:
         self.batch_size = settings.GATEWAY_FLUSH_BATCH_SIZE
         self.max_events = settings.GATEWAY_BUFFER_MAX_EVENTS
         self.shutdown_timeout = settings.GATEWAY_SHUTDOWN_FLUSH_TIMEOUT
+        self.sink = SINKS[settings.GATEWAY_USAGE_WRITER]()
         self.pending = []
         self.dropped = 0
         self.written = 0
         self.wakeup = None
         self.task = None
+        self.stopping = False
 
     def add(self, record):
-        self.pending.append(record)
+        self.pending.append(self.sink.encode(record))
         if len(self.pending) > self.max_events:
             overflow = len(self.pending) - self.max_events
             del self.pending[:overflow]
@@ -74,17 +84,25 @@ class UsageWriter:
     def start(self):
         """Start the flush task in the running event loop."""
         if self.task is None or self.task.done():
+            self.stopping = False
             self.wakeup = asyncio.Event()
             self.task = asyncio.get_running_loop().create_task(self.run())
 
     async def run(self):
         delay = self.flush_interval
+        try:
+            await self.sink.start()
+        except OSError as error:
+            # write() starts it again; the batches wait until then.
+            logger.error("Could not start the usage writer: %s", error)
         while True:
             try:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=delay)
             except TimeoutError:
                 pass
             self.wakeup.clear()
+            if self.stopping:
+                return
             if await self.flush():
                 delay = self.flush_interval
             else:
@@ -96,21 +114,35 @@ class UsageWriter:
             return True
         batch, self.pending = self.pending, []
         try:
-            await sync_to_async(write_batch)(batch)
-        except DatabaseError as error:
+            await self.sink.write(batch)
+        except WriteFailed as error:
             # Put the batch back in front of what arrived meanwhile.
             self.pending[:0] = batch
             logger.warning(
                 "Writing %s usage events failed, will retry: %s", len(batch), error
             )
             return False
+        except Exception:
+            # A bug; keep the batch and the flush task alive all the same.
+            self.pending[:0] = batch
+            logger.exception("Writing %s usage events failed", len(batch))
+            return False
         self.written += len(batch)
         return True
 
     async def stop(self):
-        """Cancel the flush task and flush what is left, retrying for a while."""
+        """End the flush task and flush what is left, retrying for a while.
+
+        The task finishes the write it is in, so no batch is cut off
+        half-way; a retry delay is cut short.
+        """
         if self.task is not None:
-            self.task.cancel()
+            self.stopping = True
+            self.wakeup.set()
+            try:
+                await self.task
+            except Exception:
+                logger.exception("The usage flush task had failed")
             self.task = None
         deadline = time.monotonic() + self.shutdown_timeout
         delay = 0.2
@@ -120,15 +152,122 @@ class UsageWriter:
                     "Shutting down with %s usage events unwritten: database unavailable",
                     len(self.pending),
                 )
+                await self.sink.close()
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+        await self.sink.close()
         if self.written or self.dropped:
             logger.info(
                 "Usage writer stopped: %s events written, %s dropped",
                 self.written,
                 self.dropped,
             )
+
+
+class WriteFailed(Exception):
+    """A batch was not stored; it can be retried."""
+
+
+class ThreadSink:
+    """Stores batches in a thread of this process (GATEWAY_USAGE_WRITER=thread)."""
+
+    def encode(self, record):
+        return record
+
+    async def start(self):
+        pass
+
+    async def write(self, records):
+        try:
+            await sync_to_async(write_batch)(records)
+        except DatabaseError as error:
+            raise WriteFailed(str(error)) from error
+
+    async def close(self):
+        pass
+
+
+class ProcessSink:
+    """Stores batches in a writer process (GATEWAY_USAGE_WRITER=process).
+
+    Records are encoded when they are added, so the flush only joins them,
+    and the worker keeps the encoded batch until the process answers "ok".
+    """
+
+    encode = staticmethod(writer_process.encode)
+
+    def __init__(self):
+        self.process = None
+
+    async def start(self):
+        if self.process is not None:
+            if self.process.returncode is None:
+                return
+            logger.warning(
+                "Usage writer process %s exited with code %s; starting a new one",
+                self.process.pid,
+                self.process.returncode,
+            )
+        env = os.environ.copy()
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(settings.BASE_DIR), env.get("PYTHONPATH")])
+        )
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.writer_process",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=settings.BASE_DIR,
+            # Out of the worker's process group: Ctrl-C in a terminal
+            # signals that group, and the writer must outlive the worker's
+            # shutdown flush.
+            start_new_session=True,
+        )
+
+    async def write(self, encoded_records):
+        try:
+            await self.start()
+            self.process.stdin.write(writer_process.frame(encoded_records))
+            await self.process.stdin.drain()
+            answer = await self.process.stdout.readline()
+        except OSError as error:
+            answer = b""
+            logger.warning("Usage writer process unreachable: %s", error)
+        if answer == b"ok\n":
+            return
+        if not answer:
+            code = await self._reap()
+            raise WriteFailed(f"the usage writer process exited with code {code}")
+        raise WriteFailed(
+            answer.decode(errors="replace").strip().removeprefix("retry ")
+        )
+
+    async def _reap(self):
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.returncode is None:
+            process.kill()
+        return await process.wait()
+
+    async def close(self):
+        """Close the pipe; the process exits once it has answered everything."""
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return
+        process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=10)
+        except TimeoutError:
+            logger.error("Usage writer process %s did not exit; killed", process.pid)
+            process.kill()
+            await process.wait()
+
+
+SINKS = {"process": ProcessSink, "thread": ThreadSink}
 
 
 def write_batch(records):

@@ -155,15 +155,25 @@ DJANGO_TABLES2_TABLE_ATTRS = {"class": "table"}
 
 # Gateway: seconds before an upstream call is abandoned and recorded as a timeout.
 GATEWAY_UPSTREAM_TIMEOUT = env_float("GATEWAY_UPSTREAM_TIMEOUT", 120.0)
+# Request bodies above this many bytes get a 413 before anything is forwarded.
+GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024)
 # Gateway usage writer: seconds between batch writes, records per early write,
 # records kept while the database is unavailable, and seconds spent flushing
 # at shutdown. See gateway/recorder.py for what can be lost.
-# Request bodies above this many bytes get a 413 before anything is forwarded.
-GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024)
 GATEWAY_FLUSH_INTERVAL = env_float("GATEWAY_FLUSH_INTERVAL", 1.0)
 GATEWAY_FLUSH_BATCH_SIZE = env_int("GATEWAY_FLUSH_BATCH_SIZE", 500)
 GATEWAY_BUFFER_MAX_EVENTS = env_int("GATEWAY_BUFFER_MAX_EVENTS", 100_000)
 GATEWAY_SHUTDOWN_FLUSH_TIMEOUT = env_float("GATEWAY_SHUTDOWN_FLUSH_TIMEOUT", 10.0)
+# Where batches are stored: "process" (a writer process per worker, started
+# with this niceness) or "thread" (a thread of the worker). See
+# gateway/writer_process.py for why a process is the default.
+GATEWAY_USAGE_WRITER = env_str("GATEWAY_USAGE_WRITER", "process")
+if GATEWAY_USAGE_WRITER not in ("process", "thread"):
+    raise ImproperlyConfigured(
+        f"GATEWAY_USAGE_WRITER is {GATEWAY_USAGE_WRITER!r}; "
+        "set it to 'process' or 'thread'."
+    )
+GATEWAY_WRITER_NICE = env_int("GATEWAY_WRITER_NICE", 10)
 
 # Dotted path of the module that gives the mapping review its usage figures:
 # key_usage_since(project_ids, since) and application_last_traffic(project_ids).

@@ -51,7 +51,7 @@ def database_url():
 class Server:
     """A child process serving HTTP on 127.0.0.1, with its log in a file."""
 
-    def __init__(self, args, port, log_path, env=None):
+    def __init__(self, args, port, log_path, env=None, new_session=False):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
@@ -62,6 +62,7 @@ class Server:
             env=env or os.environ.copy(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
         self.wait_until_ready()
 
@@ -93,7 +94,7 @@ class Server:
         self.log.close()
 
 
-def start_gateway(tmp_path_factory, **extra_env):
+def start_gateway(tmp_path_factory, new_session=False, **extra_env):
     port = free_port()
     env = os.environ.copy()
     env.update(
@@ -108,7 +109,7 @@ def start_gateway(tmp_path_factory, **extra_env):
     args = [sys.executable, "-m", "uvicorn", "workspace.asgi:application"]
     args += ["--host", "127.0.0.1", "--port", str(port), "--lifespan", "on"]
     log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
-    return Server(args, port, log_path, env)
+    return Server(args, port, log_path, env, new_session=new_session)
 
 
 def redis_available():
@@ -166,8 +167,8 @@ def gateway_factory(tmp_path_factory):
     """Start extra gateway processes with settings of their own."""
     servers = []
 
-    def start(**extra_env):
-        servers.append(start_gateway(tmp_path_factory, **extra_env))
+    def start(new_session=False, **extra_env):
+        servers.append(start_gateway(tmp_path_factory, new_session, **extra_env))
         return servers[-1]
 
     yield start

@@ -1,15 +1,22 @@
 """Batched usage writing: flushed on shutdown, retried, never blocked."""
 
+import datetime
+import marshal
+import os
+import re
+import signal
 import time
 import uuid
+from http import HTTPStatus
 
 import openai
 import pytest
 from django.db import connection
 from django.utils import timezone
 
+from gateway import writer_process
 from gateway.recorder import write_batch
-from insights.models import UsageEvent
+from insights.models import ErrorType, UsageEvent
 from insights.recording import UsageRecord
 from tests.factories import APIKeyFactory
 from tests.gateway.conftest import gateway_base_url, wait_for_events
@@ -27,9 +34,10 @@ def call(server, key):
         )
 
 
-def test_shutdown_flushes_buffered_events(openai_provider, gateway_factory):
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_shutdown_flushes_buffered_events(openai_provider, gateway_factory, writer):
     key = APIKeyFactory(project=openai_provider.project, provider=openai_provider)
-    server = gateway_factory(GATEWAY_FLUSH_INTERVAL="3600")
+    server = gateway_factory(GATEWAY_FLUSH_INTERVAL="3600", GATEWAY_USAGE_WRITER=writer)
     call(server, key)
     assert not UsageEvent.objects.filter(key=key).exists()
 
@@ -37,6 +45,54 @@ def test_shutdown_flushes_buffered_events(openai_provider, gateway_factory):
 
     assert UsageEvent.objects.filter(key=key).count() == 1
     assert "1 events written" in server.log_text()
+
+
+def test_ctrl_c_flushes_buffered_events(openai_provider, gateway_factory):
+    # Ctrl-C in a terminal sends SIGINT to the whole process group; the
+    # writer process must still be there for the worker's shutdown flush.
+    key = APIKeyFactory(project=openai_provider.project, provider=openai_provider)
+    server = gateway_factory(new_session=True, GATEWAY_FLUSH_INTERVAL="3600")
+    wait_until_logged(server, "Usage writer process")
+    call(server, key)
+
+    os.killpg(server.process.pid, signal.SIGINT)
+    server.process.wait(timeout=15)
+
+    assert UsageEvent.objects.filter(key=key).count() == 1
+    assert "1 events written" in server.log_text()
+
+
+def test_killed_writer_process_is_replaced(openai_provider, gateway_factory):
+    key = APIKeyFactory(project=openai_provider.project, provider=openai_provider)
+    server = gateway_factory()
+    call(server, key)
+    wait_for_events(key=key)
+    first = writer_pids(server)[-1]
+
+    os.kill(first, signal.SIGKILL)
+    call(server, key)
+
+    events = wait_for_events(2, key=key)
+    assert [event.status_code for event in events] == [200, 200]
+    assert f"Usage writer process {first} exited with code -9" in server.log_text()
+    assert writer_pids(server)[-1] != first
+
+
+def test_writer_process_runs_at_lower_priority(openai_provider, gateway_factory):
+    server = gateway_factory(GATEWAY_WRITER_NICE="7")
+    wait_until_logged(server, "Usage writer process")
+
+    writer = writer_pids(server)[-1]
+
+    worker = os.getpriority(os.PRIO_PROCESS, server.process.pid)
+    assert os.getpriority(os.PRIO_PROCESS, writer) == worker + 7
+
+
+def writer_pids(server):
+    return [
+        int(pid)
+        for pid in re.findall(r"Usage writer process (\d+) started", server.log_text())
+    ]
 
 
 @pytest.mark.skipif(
@@ -104,6 +160,35 @@ def test_invalid_record_does_not_block_batch(openai_provider):
     ]
     key.refresh_from_db()
     assert key.last_used_at is not None
+
+
+def test_records_cross_the_pipe_unchanged():
+    record = UsageRecord(
+        project_id=3,
+        key_id=None,
+        occurred_at=datetime.datetime(
+            2026, 3, 29, 1, 30, 0, 123456, tzinfo=datetime.UTC
+        ),
+        model="模型-ü 🚀",
+        proxy_id=9,
+        application_id=None,
+        resolve_application=False,
+        prompt_tokens=2**40,
+        completion_tokens=7,
+        cached_tokens=1,
+        reasoning_tokens=2,
+        cache_write_tokens=3,
+        latency_ms=None,
+        ttft_ms=0,
+        # Enum members, as the gateway passes them, cross as plain values.
+        status_code=HTTPStatus.GATEWAY_TIMEOUT,
+        error_type=ErrorType.TIMEOUT,
+    )
+
+    body = writer_process.frame([writer_process.encode(record)])[4:]
+    (values,) = marshal.loads(body)
+
+    assert writer_process.decode(values) == record
 
 
 def test_retried_batch_is_stored_once(openai_provider):

@@ -72,6 +72,15 @@ def test_unsupported_cache_url_is_rejected():
     assert "CACHE_URL='memcached://127.0.0.1:11211' is not supported" in result.stderr
 
 
+def test_unknown_usage_writer_is_rejected():
+    result = run_manage("check", GATEWAY_USAGE_WRITER="celery")
+
+    assert result.returncode != 0
+    assert "GATEWAY_USAGE_WRITER is 'celery'; set it to 'process' or 'thread'." in (
+        result.stderr
+    )
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"), [("1", True), ("off", False), ("YES", True)]
 )
