@@ -215,6 +215,11 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {
+        "permission_denied": {
+            "()": "workspace.log_filters.PermissionDeniedWithoutTraceback"
+        },
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
     },
@@ -224,6 +229,7 @@ LOGGING = {
         # (with DEBUG on) and lets it propagate to the root too, so every
         # warning was printed twice.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["permission_denied"]},
         "django.db.backends": {"level": "WARNING"},
         # httpx logs every gateway upstream call at INFO; uvicorn's access log
         # already has one line per call.

@@ -14,6 +14,18 @@ def test_forbidden_page_explains_and_links_back(client, project, viewer):
     assert 'class="sidenav"' in response.text
 
 
+def test_forbidden_page_logs_one_line_without_traceback(
+    client, project, viewer, caplog
+):
+    client.force_login(viewer)
+
+    client.get(reverse("genai_apps:application-create", args=[project.slug]))
+
+    (record,) = [r for r in caplog.records if r.name == "django.request"]
+    assert record.getMessage().startswith("Forbidden (Permission denied):")
+    assert record.exc_info is None
+
+
 def test_not_found_page_links_back_to_project(client, project, owner):
     client.force_login(owner)
 
