@@ -192,7 +192,7 @@ class ProcessSink:
     """Stores batches in a writer process (GATEWAY_USAGE_WRITER=process).
 
     Records are encoded when they are added, so the flush only joins them,
-    and the worker keeps the encoded batch until the process answers "ok".
+    and the worker keeps the encoded batch until the process replies "ok".
     """
 
     encode = staticmethod(writer_process.encode)
@@ -232,17 +232,19 @@ class ProcessSink:
             await self.start()
             self.process.stdin.write(writer_process.frame(encoded_records))
             await self.process.stdin.drain()
-            answer = await self.process.stdout.readline()
+            status = await self.process.stdout.readline()
         except OSError as error:
-            answer = b""
-            logger.warning("Usage writer process unreachable: %s", error)
-        if answer == b"ok\n":
+            status = b""
+            logger.warning(
+                "Sending a batch to the usage writer process failed: %s", error
+            )
+        if status == b"ok\n":
             return
-        if not answer:
+        if not status:
             code = await self._reap()
             raise WriteFailed(f"the usage writer process exited with code {code}")
         raise WriteFailed(
-            answer.decode(errors="replace").strip().removeprefix("retry ")
+            status.decode(errors="replace").strip().removeprefix("retry ")
         )
 
     async def _reap(self):
@@ -254,7 +256,7 @@ class ProcessSink:
         return await process.wait()
 
     async def close(self):
-        """Close the pipe; the process exits once it has answered everything."""
+        """Close the pipe, so the process exits after its last status line."""
         process, self.process = self.process, None
         if process is None or process.returncode is not None:
             return

@@ -1,9 +1,9 @@
 """The usage writer process: stores the gateway's batches off its event loop.
 
 Each gateway worker starts one writer process (GATEWAY_USAGE_WRITER =
-"process", the default) and sends it its batches over a pipe; the process
-stores them with gateway.recorder.write_batch and answers each batch with one
-line: "ok", or "retry <reason>" when the database failed.
+"process", the default) and sends it its batches over a pipe. The process
+stores them with gateway.recorder.write_batch and replies to each batch with
+one line: "ok", or "retry <reason>" when the database failed.
 
 Why a process and not a thread: storing a batch costs Python CPU (costing,
 histogram merges), and a thread takes the GIL from the event loop for up to
@@ -122,18 +122,20 @@ def frame(encoded_records):
 
 
 def lower_priority(nice):
-    """Run this process after the event loop whenever both want the CPU."""
+    """Lower this process's priority, so the worker's event loop gets the CPU first."""
     if nice:
         os.nice(nice)
     if hasattr(os, "sched_setscheduler"):
         try:
             os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
         except OSError as error:
-            logger.warning("Could not switch to SCHED_BATCH: %s", error)
+            logger.warning(
+                "Switching to SCHED_BATCH failed, keeping the default policy: %s", error
+            )
 
 
 def serve(source, reply):
-    """Store every batch read from `source`; answer each on `reply`."""
+    """Store every batch read from `source` and write one status line per batch to `reply`."""
     from django.db import DatabaseError
 
     from gateway.recorder import write_batch
@@ -147,22 +149,22 @@ def serve(source, reply):
         try:
             write_batch(records)
         except DatabaseError as error:
-            answer = f"retry {error}"
+            status = f"retry {error}"
         except Exception as error:
-            # A bug must not stop the writer: the worker keeps the batch and
-            # retries, and the traceback is in the log.
+            # A bug must not stop the writer. The worker keeps the batch and
+            # retries it, and the traceback is in the log.
             logger.exception("Writing %s usage events failed", len(records))
-            answer = f"retry {type(error).__name__}: {error}"
+            status = f"retry {type(error).__name__}: {error}"
         else:
-            answer = "ok"
-        reply.write(" ".join(answer.split())[:1000].encode() + b"\n")
+            status = "ok"
+        reply.write(" ".join(status.split())[:1000].encode() + b"\n")
         reply.flush()
 
 
 def main():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # Answers go to the original standard output; anything else that writes
+    # Status lines go to the original standard output. Anything else written
     # there (a stray print) goes to standard error instead of into the pipe.
     reply = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

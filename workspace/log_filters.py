@@ -7,8 +7,8 @@ class PermissionDeniedWithoutTraceback:
     """Log a 403 from PermissionDenied as one line instead of a traceback.
 
     Django logs "Forbidden (Permission denied)" with the exception attached,
-    so every viewer who opens an edit page printed a traceback. The refusal
-    is expected behaviour; the line with the path is enough.
+    so every viewer who opened an edit page printed a traceback. A viewer's
+    403 is expected behaviour, so the line with the path is enough.
     """
 
     def filter(self, record):
