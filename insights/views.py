@@ -161,20 +161,28 @@ def _range_query(request, form, range_key, tz_name):
     return query
 
 
-def _preset_query(request, range_key):
-    """Return the query string of a preset link: this URL with another range.
+def _kept_parameters(request, *also_dropped):
+    """Return [(name, value)] of this URL that a new range keeps: table sorting.
 
-    Sorting stays. The dates of a custom range, table pages and empty
-    parameters are left out.
+    The range, the dates of a custom range, table pages, empty values and
+    also_dropped are left out.
     """
+    dropped = {"range", "start", "end", "page", *also_dropped}
+    return [
+        (name, value)
+        for name, values in request.GET.lists()
+        if name not in dropped and not name.endswith("-page")
+        for value in values
+        if value
+    ]
+
+
+def _preset_query(request, range_key):
+    """Return the query string of a preset link: this URL with another range."""
     query = QueryDict(mutable=True)
     query["range"] = range_key
-    for name, values in request.GET.lists():
-        if name in ("range", "start", "end", "page") or name.endswith("-page"):
-            continue
-        values = [value for value in values if value]
-        if values:
-            query.setlist(name, values)
+    for name, value in _kept_parameters(request):
+        query.appendlist(name, value)
     return query.urlencode()
 
 
@@ -199,6 +207,8 @@ def _range_context(request, form, range_key, tz_name, period):
         "tz_from_url": bool(request.GET.get("tz")),
         "timezone_cookie": TIMEZONE_COOKIE,
         "presets": presets,
+        # Hidden in the form, so Apply keeps the sorting without JavaScript.
+        "kept_parameters": _kept_parameters(request, "tz"),
         # Formatted here: the date filter would convert to the server's zone.
         "period_start": period.start.astimezone(period.tz).strftime("%Y-%m-%d %H:%M"),
         "period_end": local_end.strftime("%Y-%m-%d %H:%M"),

@@ -1,6 +1,7 @@
 import csv
 import datetime
 import io
+import re
 
 import pytest
 from django.urls import reverse
@@ -596,6 +597,20 @@ def test_overview_links_leave_sorting_behind(client, owner, application, traffic
     assert f'href="{export}?range=7d&amp;table=applications"' in body
     presets = {p["key"]: p["query"] for p in response.context["presets"]}
     assert presets["30d"] == "range=30d&apps-sort=-requests"
+
+
+def test_range_form_keeps_sorting(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:overview", args=["acme"]),
+        {"range": "7d", "apps-sort": "-requests", "apps-page": "2", "tz": "UTC"},
+    )
+
+    form = response.content.decode().split('<form class="range-form"')[1]
+    form = form.split("</form>")[0]
+    hidden = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)
+    assert sorted(hidden) == [("apps-sort", "-requests"), ("range", "7d")]
 
 
 @pytest.mark.parametrize(
