@@ -79,6 +79,8 @@ def main():
     )
     args = parser.parse_args()
     args.load_at_start = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    # The load generator is this process; it shares CPU 0 with the simulator.
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
     levels = [int(level) for level in args.concurrency.split(",")]
 
     started = datetime.datetime.now(datetime.UTC)
@@ -124,7 +126,8 @@ def main():
             else:
                 litellm_note = f"not installed at {LITELLM}"
                 print(f"LiteLLM {litellm_note}; measuring without it.")
-        results = uvloop.run(run_all(targets, levels, args))
+        store = EventStore(env["DATABASE_URL"], started)
+        results = uvloop.run(run_all(targets, levels, args, store))
         # A graceful stop flushes what the gateways still buffer, so every
         # call they answered must now be stored.
         for gateway in gateways:
@@ -435,7 +438,43 @@ def summarize(totals, firsts, failures, elapsed):
     }
 
 
-async def run_all(targets, levels, args):
+class EventStore:
+    """Counts the usage events the gateways stored since the run started."""
+
+    def __init__(self, url, since):
+        self.url = url
+        self.since = since
+
+    def count(self):
+        if self.url.startswith("sqlite:///"):
+            import sqlite3
+
+            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as db:
+                return db.execute(
+                    "SELECT count(*) FROM insights_usageevent WHERE occurred_at >= ?",
+                    [self.since.strftime("%Y-%m-%d %H:%M:%S.%f")],
+                ).fetchone()[0]
+        import psycopg
+
+        with psycopg.connect(self.url) as db:
+            return db.execute(
+                "SELECT count(*) FROM insights_usageevent AS e "
+                "JOIN workspace_project AS p ON p.id = e.project_id "
+                "WHERE p.slug = 'bench' AND e.occurred_at >= %s",
+                [self.since],
+            ).fetchone()[0]
+
+    async def wait_for(self, expected, timeout=120.0):
+        """Return the seconds until `expected` events are stored, or None on timeout."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            if await asyncio.to_thread(self.count) >= expected:
+                return round(time.perf_counter() - started, 2)
+            await asyncio.sleep(0.05)
+        return None
+
+
+async def run_all(targets, levels, args, store):
     results = {"latency": {}, "load": {}}
     for stream in (False, True):
         mode = "stream" if stream else "json"
@@ -452,12 +491,24 @@ async def run_all(targets, levels, args):
         for level in levels:
             for name, target in targets.items():
                 result = await run_level(target, level, stream, duration=args.duration)
+                if name.startswith("gateway"):
+                    # Wait until the writer caught up, so its backlog neither
+                    # hides nor slows the next level.
+                    sent = sum(
+                        t.sent for n, t in targets.items() if n.startswith("gateway")
+                    )
+                    result["stored_after_s"] = await store.wait_for(sent)
                 results["load"][f"{name}/{mode}/{level}"] = result
                 print(
                     f"c={level:<3} {mode:6} {name:14} {result['rps']:8.0f} req/s  "
                     f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms "
                     f"({result['p99_ms'] / result['p50_ms']:.1f}x)"
                     + (f"  ({result['failures']} failed)" if result["failures"] else "")
+                    + (
+                        f"  all stored {result['stored_after_s']} s later"
+                        if "stored_after_s" in result
+                        else ""
+                    )
                 )
     return results
 
@@ -495,7 +546,8 @@ def build_report(results, targets, levels, litellm_note, args):
             "simulator answers at once (4 chunks when streaming); gateway records "
             f"usage to {database_kind()} from a writer process"
             + (" (gateway-thread: from a thread)" if args.thread_writer else "")
-            + f" and reads the key version token from {cache_kind()}; "
+            + f" and reads the key version token from {cache_kind()}; after each "
+            "gateway level the run waits until every event is stored; "
             f"LiteLLM: {litellm_note}"
         ),
         "recorded": results["recorded"],
