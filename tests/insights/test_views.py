@@ -252,7 +252,7 @@ def test_custom_range_in_timezone(client, owner, application, traffic):
     "params, message",
     [
         ({"range": "custom", "start": "2026-02-01"}, "needs a start and an end"),
-        ({"start": "2026-02-05", "end": "2026-02-01"}, "end date is before"),
+        ({"start": "2026-02-05", "end": "2026-02-01"}, "is before the start date"),
         ({"tz": "Mars/Olympus"}, "Unknown timezone"),
         ({"start": "yesterday", "end": "2026-02-01"}, "Start date: enter a date"),
     ],
@@ -281,7 +281,7 @@ def test_invalid_start_date_gives_one_message_naming_the_field(
     )
 
     assert response.context["form"].errors == {
-        "start": ["Start date: enter a date as YYYY-MM-DD."]
+        "start": ["Start date: enter a date as YYYY-MM-DD, not '2026-02-31'."]
     }
 
 
@@ -665,9 +665,9 @@ def test_timezone_rejects_names_that_are_not_places(client, owner, application, 
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"range": "bogus"}, "Select a valid choice. bogus"),
+        ({"range": "bogus"}, "Unknown range 'bogus'"),
         ({"tz": "Not/AZone"}, "Unknown timezone 'Not/AZone'"),
-        ({"start": "2026-03-05", "end": "2026-03-01"}, "The end date is before"),
+        ({"start": "2026-03-05", "end": "2026-03-01"}, "is before the start date"),
         ({"start": "2000-01-01", "end": "2026-12-04"}, "at most 400 days"),
     ],
 )
@@ -711,3 +711,60 @@ def test_viewer_gets_no_attach_button_on_overview(
     assert "Attach them to an application" in owner_page.text
     assert "Attach them to an application" not in viewer_page.text
     assert "Find them on the API Keys page" in viewer_page.text
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        (
+            {"tz": "x" * 5000},
+            "tz",
+            "The timezone has 5000 characters, more than the maximum of 64. "
+            "Use an IANA name such as Europe/Berlin.",
+        ),
+        (
+            {"tz": "Europe/Ber\x00lin"},
+            "tz",
+            "The timezone 'Europe/Ber\\x00lin' contains a null character. "
+            "Use an IANA name such as Europe/Berlin.",
+        ),
+        (
+            {"range": "1y"},
+            "range",
+            "Unknown range '1y'. Use 24h, 7d, 30d, 90d or custom.",
+        ),
+        (
+            {"range": "y" * 5000},
+            "range",
+            "Unknown range of 5000 characters. Use 24h, 7d, 30d, 90d or custom.",
+        ),
+        (
+            {"start": "2026-02-05", "end": "2026-02-01"},
+            "__all__",
+            "The end date 2026-02-01 is before the start date 2026-02-05. "
+            "Enter an end date on or after the start date.",
+        ),
+        (
+            {"start": "2000-01-01", "end": "2026-12-04"},
+            "__all__",
+            "A custom range can span at most 400 days, but this one spans 9835. "
+            "Enter a later start date or an earlier end date.",
+        ),
+        (
+            {"start": "yesterday", "end": "2026-02-01"},
+            "start",
+            "Start date: enter a date as YYYY-MM-DD, not 'yesterday'.",
+        ),
+    ],
+)
+def test_range_form_messages_name_field_and_value(
+    client, owner, application, params, field, message
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]), params
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].errors == {field: [message]}
