@@ -31,8 +31,8 @@ MAX_CUSTOM_DAYS = 400
 EARLIEST_DATE = datetime.date(2000, 1, 1)
 LATEST_DATE = datetime.date(2100, 12, 31)
 TIMEZONE_COOKIE = "aiw_tz"
-# Longer timezone values are rejected before lookup. The longest name in the
-# tz database has 32 characters (America/Argentina/ComodRivadavia).
+# Longer timezone values are rejected before lookup. The maximum length of a
+# name in the tz database is 32 characters (America/Argentina/ComodRivadavia).
 MAX_TIMEZONE_LENGTH = 64
 # Messages repeat an invalid value up to this length and give the length of
 # a longer one, so that a pasted page of text does not fill the page again.
@@ -166,8 +166,9 @@ def read_options(request):
     """Return (form, range key, timezone name) from the query string.
 
     The timezone comes from ?tz=, else the cookie the page's script sets from
-    the browser, else UTC. Invalid input falls back to the defaults and the
-    form carries the errors to show.
+    the browser, else UTC. An invalid timezone falls back to UTC, and an
+    invalid range or custom dates to the default range, while the valid
+    choices are kept. The form carries the errors to show.
     """
     data = request.GET.copy()
     if not data.get("tz"):
@@ -180,8 +181,14 @@ def read_options(request):
     form = RangeForm(data)
     if form.is_valid():
         return form, form.cleaned_data["range"], form.cleaned_data["tz"]
-    tz = form.cleaned_data.get("tz") if "tz" not in form.errors else "UTC"
-    return form, DEFAULT_RANGE, tz or "UTC"
+
+    tz = form.cleaned_data.get("tz", "UTC")
+    range_key = form.cleaned_data.get("range", DEFAULT_RANGE)
+    # Every error except the timezone's concerns the range (an unknown range,
+    # an invalid date, or custom dates that cannot be shown).
+    if set(form.errors) - {"tz"}:
+        range_key = DEFAULT_RANGE
+    return form, range_key, tz
 
 
 def make_period(form, range_key, tz_name, now):

@@ -713,6 +713,47 @@ def test_viewer_gets_no_attach_button_on_overview(
     assert "Find them on the API Keys page" in viewer_page.text
 
 
+@pytest.mark.parametrize("page", ["overview", "application"])
+def test_invalid_timezone_keeps_valid_range(client, owner, application, page):
+    client.force_login(owner)
+    args = ["acme"] if page == "overview" else ["acme", application.pk]
+
+    response = client.get(
+        reverse(f"insights:{page}", args=args), {"range": "24h", "tz": "Nope/Zone"}
+    )
+
+    assert response.status_code == 200
+    assert response.context["range_key"] == "24h"
+    assert response.context["tz_name"] == "UTC"
+    assert "Unknown timezone &#x27;Nope/Zone&#x27;" in response.text
+
+
+def test_invalid_range_keeps_valid_timezone(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": "1y", "tz": "Asia/Kolkata"},
+    )
+
+    assert response.context["range_key"] == "7d"
+    assert response.context["tz_name"] == "Asia/Kolkata"
+    assert "Unknown range &#x27;1y&#x27;" in response.text
+
+
+def test_invalid_custom_dates_keep_valid_timezone(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"start": "2026-02-05", "end": "2026-02-01", "tz": "Asia/Kolkata"},
+    )
+
+    assert response.context["range_key"] == "7d"
+    assert response.context["tz_name"] == "Asia/Kolkata"
+    assert "The end date 2026-02-01 is before the start date" in response.text
+
+
 @pytest.mark.parametrize(
     ("params", "field", "message"),
     [
