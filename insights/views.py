@@ -3,8 +3,9 @@ import functools
 from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.handlers.asgi import ASGIRequest
-from django.http import Http404, HttpResponseBadRequest, QueryDict
+from django.http import HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.html import escape
@@ -15,7 +16,13 @@ from django_tables2 import RequestConfig
 
 from genai_apps.models import GenAIApplication
 from insights import export, reports
-from insights.forms import RANGE_CHOICES, TIMEZONE_COOKIE, make_period, read_options
+from insights.forms import (
+    RANGE_CHOICES,
+    TIMEZONE_COOKIE,
+    describe_value,
+    make_period,
+    read_options,
+)
 from insights.tables import ApplicationTable, KeyTable, ModelTable, sortable
 from insights.templatetags.insights_format import usd
 from workspace.access import get_membership
@@ -313,25 +320,38 @@ def application(request, project_slug, application_id):
     return render(request, "insights/application.html", context)
 
 
-EXPORT_KINDS = ("series", "keys", "models", "applications", "events")
+OVERVIEW_EXPORT_TABLES = ("series", "applications", "events")
+APPLICATION_EXPORT_TABLES = ("series", "keys", "models", "events")
+
+
+def _export_errors(kind, form, tables):
+    """Return a line "parameter: message" for each invalid export option."""
+    errors = []
+    if kind not in tables:
+        errors.append(
+            f"table: Unknown table {describe_value(kind)}. "
+            f"Use {', '.join(tables[:-1])} or {tables[-1]}."
+        )
+    for field, messages in form.errors.items():
+        # The form's own errors concern the dates of a custom range.
+        parameter = "start, end" if field == NON_FIELD_ERRORS else field
+        errors.extend(f"{parameter}: {message}" for message in messages)
+    return errors
 
 
 def _export(request, project, app):
-    kind = request.GET.get("table", "series")
-    if kind not in EXPORT_KINDS or (kind == "keys" or kind == "models") and app is None:
-        raise Http404(f"Unknown export {kind!r}.")
-    if kind == "applications" and app is not None:
-        raise Http404(f"Unknown export {kind!r}.")
+    tables = OVERVIEW_EXPORT_TABLES if app is None else APPLICATION_EXPORT_TABLES
+    kind = request.GET.get("table") or "series"
     form, range_key, tz_name = read_options(request)
-    if form.errors:
+    errors = _export_errors(kind, form, tables)
+    if errors:
         # A file of the default range, named like the requested one, would
         # pass for the requested data. A page shows these errors instead.
-        problems = " ".join(
-            message for messages in form.errors.values() for message in messages
-        )
         return HttpResponseBadRequest(
-            f"Invalid export options: {problems}", content_type="text/plain"
+            "Invalid export options:\n" + "".join(f"{line}\n" for line in errors),
+            content_type="text/plain; charset=utf-8",
         )
+
     period = make_period(form, range_key, tz_name, timezone.now())
     stream_csv = functools.partial(
         export.stream_csv, asynchronous=isinstance(request, ASGIRequest)

@@ -426,16 +426,6 @@ def test_series_export_matches_page_totals(client, owner, application, traffic):
     assert sum(int(row[1]) for row in rows[1:]) == 7
 
 
-def test_unknown_export_is_not_found(client, owner, application):
-    client.force_login(owner)
-
-    response = client.get(
-        reverse("insights:overview-export", args=["acme"]), {"table": "keys"}
-    )
-
-    assert response.status_code == 404
-
-
 def test_export_of_other_project_is_not_found(client, outsider, application):
     client.force_login(outsider)
 
@@ -809,3 +799,71 @@ def test_range_form_messages_name_field_and_value(
 
     assert response.status_code == 200
     assert response.context["form"].errors == {field: [message]}
+
+
+@pytest.mark.parametrize(
+    ("page", "params", "line"),
+    [
+        (
+            "overview",
+            {"table": "bogus"},
+            "table: Unknown table 'bogus'. Use series, applications or events.",
+        ),
+        (
+            "overview",
+            {"table": "keys"},
+            "table: Unknown table 'keys'. Use series, applications or events.",
+        ),
+        (
+            "application",
+            {"table": "applications"},
+            "table: Unknown table 'applications'. Use series, keys, models or events.",
+        ),
+        (
+            "application",
+            {"table": "series", "range": "bogus"},
+            "range: Unknown range 'bogus'. Use 24h, 7d, 30d, 90d or custom.",
+        ),
+        (
+            "overview",
+            {"table": "series", "tz": "Nope/Zone"},
+            "tz: Unknown timezone 'Nope/Zone'; use an IANA name such as Europe/Berlin.",
+        ),
+        (
+            "overview",
+            {"table": "series", "start": "2026-13-01", "end": "2026-12-01"},
+            "start: Start date: enter a date as YYYY-MM-DD, not '2026-13-01'.",
+        ),
+        (
+            "application",
+            {"table": "series", "start": "2026-12-05", "end": "2026-12-01"},
+            "start, end: The end date 2026-12-01 is before the start date 2026-12-05. "
+            "Enter an end date on or after the start date.",
+        ),
+    ],
+)
+def test_export_rejects_each_invalid_option_with_400(
+    client, owner, application, page, params, line
+):
+    client.force_login(owner)
+    args = ["acme"] if page == "overview" else ["acme", application.pk]
+
+    response = client.get(reverse(f"insights:{page}-export", args=args), params)
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert line in response.text.splitlines()
+
+
+def test_export_lists_every_invalid_option(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:overview-export", args=["acme"]),
+        {"table": "bogus", "range": "1y", "tz": "Nope/Zone"},
+    )
+
+    lines = response.text.splitlines()
+    assert response.status_code == 400
+    assert lines[0] == "Invalid export options:"
+    assert [line.split(":")[0] for line in lines[1:]] == ["table", "range", "tz"]
