@@ -324,6 +324,14 @@ OVERVIEW_EXPORT_TABLES = ("series", "applications", "events")
 APPLICATION_EXPORT_TABLES = ("series", "keys", "models", "events")
 
 
+def _local_days(period):
+    """Return the first and the last day of the period in its timezone, both inclusive."""
+    first_day = period.start.astimezone(period.tz).date()
+    # The end is exclusive, so a period that ends at midnight ends the day before.
+    last_moment = period.end - datetime.timedelta(microseconds=1)
+    return first_day, last_moment.astimezone(period.tz).date()
+
+
 def _export_errors(kind, form, tables):
     """Return a line "parameter: message" for each invalid export option."""
     errors = []
@@ -357,9 +365,8 @@ def _export(request, project, app):
         export.stream_csv, asynchronous=isinstance(request, ASGIRequest)
     )
     subject = f"{slugify(app.name) or 'application'}-{app.pk}" if app else "overview"
-    stem = (
-        f"{project.slug}-{subject}-{kind}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
-    )
+    first_day, last_day = _local_days(period)
+    stem = f"{project.slug}-{subject}-{kind}-{first_day:%Y%m%d}-{last_day:%Y%m%d}.csv"
 
     if kind == "events":
         rows = export.event_rows(

@@ -2,6 +2,7 @@ import csv
 import datetime
 import io
 import re
+import zoneinfo
 
 import pytest
 from django.urls import reverse
@@ -799,6 +800,42 @@ def test_range_form_messages_name_field_and_value(
 
     assert response.status_code == 200
     assert response.context["form"].errors == {field: [message]}
+
+
+@pytest.mark.parametrize("page", ["overview", "application"])
+def test_export_file_name_uses_local_dates(client, owner, application, page):
+    client.force_login(owner)
+    args = ["acme"] if page == "overview" else ["acme", application.pk]
+
+    response = client.get(
+        reverse(f"insights:{page}-export", args=args),
+        {
+            "range": "custom",
+            "start": "2026-12-01",
+            "end": "2026-12-02",
+            "tz": "Asia/Kolkata",
+            "table": "series",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"].endswith('-series-20261201-20261202.csv"')
+    assert read_csv(response)[1][0].startswith("2026-12-01")
+
+
+def test_preset_export_file_name_ends_on_local_today(client, owner, application):
+    client.force_login(owner)
+    zone = zoneinfo.ZoneInfo("Pacific/Kiritimati")
+    before = timezone.now().astimezone(zone).date()
+
+    response = client.get(
+        reverse("insights:overview-export", args=["acme"]),
+        {"range": "24h", "tz": "Pacific/Kiritimati", "table": "series"},
+    )
+
+    after = timezone.now().astimezone(zone).date()
+    last_day = response["Content-Disposition"].removesuffix('.csv"')[-8:]
+    assert last_day in {f"{before:%Y%m%d}", f"{after:%Y%m%d}"}
 
 
 @pytest.mark.parametrize(
