@@ -193,7 +193,7 @@ def _preset_query(request, range_key):
     return query.urlencode()
 
 
-def _range_context(request, form, range_key, tz_name, period):
+def _range_context(request, form, range_key, tz_name, period, now):
     presets = []
     for key, label in RANGE_CHOICES[:-1]:
         presets.append(
@@ -204,9 +204,15 @@ def _range_context(request, form, range_key, tz_name, period):
                 "active": key == range_key,
             }
         )
-    local_end = period.end.astimezone(period.tz)
-    if local_end.time() == datetime.time():
-        local_end -= datetime.timedelta(microseconds=1)
+    ends_now = range_key != "custom"
+    if ends_now:
+        # A preset ends at the 15-minute bucket boundary after the current
+        # time, which has not come yet, so the summary shows the current time.
+        local_end = now.astimezone(period.tz)
+    else:
+        local_end = period.end.astimezone(period.tz)
+        if local_end.time() == datetime.time():
+            local_end -= datetime.timedelta(microseconds=1)
     return {
         "form": form,
         "range_key": range_key,
@@ -219,6 +225,7 @@ def _range_context(request, form, range_key, tz_name, period):
         # Formatted here: the date filter would convert to the server's zone.
         "period_start": period.start.astimezone(period.tz).strftime("%Y-%m-%d %H:%M"),
         "period_end": local_end.strftime("%Y-%m-%d %H:%M"),
+        "period_ends_now": ends_now,
         "granularity": period.granularity,
         "granularity_label": "hourly" if period.granularity == "hour" else "daily",
         "query_string": _range_query(request, form, range_key, tz_name).urlencode(),
@@ -233,10 +240,11 @@ def overview(request, project_slug):
     project = membership.project
 
     form, range_key, tz_name = read_options(request)
-    period = make_period(form, range_key, tz_name, timezone.now())
+    now = timezone.now()
+    period = make_period(form, range_key, tz_name, now)
 
     report = reports.overview_report(project, period, _application_names(project))
-    range_context = _range_context(request, form, range_key, tz_name, period)
+    range_context = _range_context(request, form, range_key, tz_name, period, now)
     table = ApplicationTable(
         sortable(report.application_rows),
         project_slug=project.slug,
@@ -285,7 +293,8 @@ def application(request, project_slug, application_id):
     app = get_object_or_404(GenAIApplication, project=project, pk=application_id)
 
     form, range_key, tz_name = read_options(request)
-    period = make_period(form, range_key, tz_name, timezone.now())
+    now = timezone.now()
+    period = make_period(form, range_key, tz_name, now)
 
     report = reports.application_report(
         app, period, functools.partial(_key_names, project)
@@ -308,7 +317,7 @@ def application(request, project_slug, application_id):
         )
     ]
     context = {
-        **_range_context(request, form, range_key, tz_name, period),
+        **_range_context(request, form, range_key, tz_name, period, now),
         "nav_section": "insights",
         "project": project,
         "application": app,

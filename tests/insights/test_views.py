@@ -704,6 +704,12 @@ def test_viewer_gets_no_attach_button_on_overview(
     assert "Find them on the API Keys page" in viewer_page.text
 
 
+def range_summary(response):
+    """Return the text of the page's range summary, with whitespace collapsed."""
+    summary = response.text.split('<p class="muted range-summary">')[1]
+    return " ".join(summary.split("</p>")[0].split())
+
+
 @pytest.mark.parametrize("page", ["overview", "application"])
 def test_invalid_timezone_keeps_valid_range(client, owner, application, page):
     client.force_login(owner)
@@ -904,3 +910,37 @@ def test_export_lists_every_invalid_option(client, owner, application):
     assert response.status_code == 400
     assert lines[0] == "Invalid export options:"
     assert [line.split(":")[0] for line in lines[1:]] == ["table", "range", "tz"]
+
+
+def test_preset_summary_ends_now(client, owner, application):
+    client.force_login(owner)
+    zone = zoneinfo.ZoneInfo("Asia/Kolkata")
+    before = timezone.now().astimezone(zone)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": "24h", "tz": "Asia/Kolkata"},
+    )
+
+    after = timezone.now().astimezone(zone)
+    period = response.context["report"].period
+    summary = range_summary(response)
+    assert summary.split(" to ")[0] == f"{period.start.astimezone(zone):%Y-%m-%d %H:%M}"
+    assert summary.split(" to ")[1].split(" (")[0] in {
+        f"now, {before:%Y-%m-%d %H:%M}",
+        f"now, {after:%Y-%m-%d %H:%M}",
+    }
+    assert period.end.minute % 15 == 0
+
+
+def test_custom_range_summary_shows_its_dates(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"start": "2026-12-01", "end": "2026-12-02", "tz": "Asia/Kolkata"},
+    )
+
+    assert range_summary(response).startswith(
+        "2026-12-01 00:00 to 2026-12-02 23:59 (Asia/Kolkata), hourly buckets"
+    )
