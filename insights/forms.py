@@ -31,6 +31,12 @@ MAX_CUSTOM_DAYS = 400
 EARLIEST_DATE = datetime.date(2000, 1, 1)
 LATEST_DATE = datetime.date(2100, 12, 31)
 TIMEZONE_COOKIE = "aiw_tz"
+# Longer timezone values are rejected before lookup. The maximum length of a
+# name in the tz database is 32 characters (America/Argentina/ComodRivadavia).
+MAX_TIMEZONE_LENGTH = 64
+# Messages repeat an invalid value up to this length and give the length of
+# a longer one, so that a pasted page of text does not fill the page again.
+MAX_QUOTED_LENGTH = 64
 # Names in the tz database that are not places: "localtime" is the server's
 # own zone and "Factory" an empty placeholder.
 _NOT_PLACES = {"Factory", "localtime", "posixrules"}
@@ -54,22 +60,61 @@ def canonical_timezone(name):
     return canonical
 
 
+def describe_value(value):
+    """Return value quoted for a message, or its length when it is too long to repeat."""
+    if len(value) > MAX_QUOTED_LENGTH:
+        return f"of {len(value)} characters"
+    return repr(value)
+
+
+class LabelledDateField(forms.DateField):
+    """A date field whose message for an unreadable date names the label and the value."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError:
+            raise forms.ValidationError(
+                f"{self.label}: enter a date as YYYY-MM-DD, "
+                f"not {describe_value(str(value))}.",
+                code="invalid",
+            ) from None
+
+
 class RangeForm(forms.Form):
-    range = forms.ChoiceField(choices=RANGE_CHOICES, required=False)
-    start = forms.DateField(
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        error_messages={"invalid": "Start date: enter a date as YYYY-MM-DD."},
+    # range and tz are plain fields because clean_range and clean_tz check
+    # them. ChoiceField and CharField would first raise Django's default
+    # messages, which name neither the field nor a valid value.
+    range = forms.Field(required=False)
+    start = LabelledDateField(
+        required=False, label="Start date", widget=forms.DateInput({"type": "date"})
     )
-    end = forms.DateField(
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        error_messages={"invalid": "End date: enter a date as YYYY-MM-DD."},
+    end = LabelledDateField(
+        required=False, label="End date", widget=forms.DateInput({"type": "date"})
     )
-    tz = forms.CharField(required=False, label="Timezone", max_length=64)
+    tz = forms.Field(required=False, label="Timezone")
+
+    def clean_range(self):
+        value = self.cleaned_data.get("range") or DEFAULT_RANGE
+        if value not in dict(RANGE_CHOICES):
+            raise forms.ValidationError(
+                f"Unknown range {describe_value(value)}. "
+                f"Use {', '.join(PRESETS)} or custom."
+            )
+        return value
 
     def clean_tz(self):
         name = self.cleaned_data.get("tz") or "UTC"
+        if len(name) > MAX_TIMEZONE_LENGTH:
+            raise forms.ValidationError(
+                f"The timezone has {len(name)} characters, more than the maximum "
+                f"of {MAX_TIMEZONE_LENGTH}. Use an IANA name such as Europe/Berlin."
+            )
+        if "\x00" in name:
+            raise forms.ValidationError(
+                f"The timezone {name!r} contains a null character. "
+                "Use an IANA name such as Europe/Berlin."
+            )
         try:
             return canonical_timezone(name)
         except ValueError as error:
@@ -99,12 +144,20 @@ class RangeForm(forms.Form):
             return cleaned
         start, end = cleaned.get("start"), cleaned.get("end")
         if start is None or end is None:
-            raise forms.ValidationError("A custom range needs a start and an end date.")
-        if end < start:
-            raise forms.ValidationError("The end date is before the start date.")
-        if (end - start).days + 1 > MAX_CUSTOM_DAYS:
             raise forms.ValidationError(
-                f"A custom range can span at most {MAX_CUSTOM_DAYS} days."
+                "A custom range needs a start and an end date. "
+                "Enter both as YYYY-MM-DD."
+            )
+        if end < start:
+            raise forms.ValidationError(
+                f"The end date {end.isoformat()} is before the start date "
+                f"{start.isoformat()}. Enter an end date on or after the start date."
+            )
+        days = (end - start).days + 1
+        if days > MAX_CUSTOM_DAYS:
+            raise forms.ValidationError(
+                f"A custom range can span at most {MAX_CUSTOM_DAYS} days, but this "
+                f"one spans {days}. Enter a later start date or an earlier end date."
             )
         return cleaned
 
@@ -113,8 +166,9 @@ def read_options(request):
     """Return (form, range key, timezone name) from the query string.
 
     The timezone comes from ?tz=, else the cookie the page's script sets from
-    the browser, else UTC. Invalid input falls back to the defaults and the
-    form carries the errors to show.
+    the browser, else UTC. An invalid timezone falls back to UTC, and an
+    invalid range or custom dates to the default range, while the valid
+    choices are kept. The form carries the errors to show.
     """
     data = request.GET.copy()
     if not data.get("tz"):
@@ -127,8 +181,14 @@ def read_options(request):
     form = RangeForm(data)
     if form.is_valid():
         return form, form.cleaned_data["range"], form.cleaned_data["tz"]
-    tz = form.cleaned_data.get("tz") if "tz" not in form.errors else "UTC"
-    return form, DEFAULT_RANGE, tz or "UTC"
+
+    tz = form.cleaned_data.get("tz", "UTC")
+    range_key = form.cleaned_data.get("range", DEFAULT_RANGE)
+    # Every error except the timezone's concerns the range (an unknown range,
+    # an invalid date, or custom dates that cannot be shown).
+    if set(form.errors) - {"tz"}:
+        range_key = DEFAULT_RANGE
+    return form, range_key, tz
 
 
 def make_period(form, range_key, tz_name, now):

@@ -3,8 +3,9 @@ import functools
 from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.handlers.asgi import ASGIRequest
-from django.http import Http404, HttpResponseBadRequest, QueryDict
+from django.http import HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.html import escape
@@ -15,7 +16,13 @@ from django_tables2 import RequestConfig
 
 from genai_apps.models import GenAIApplication
 from insights import export, reports
-from insights.forms import RANGE_CHOICES, TIMEZONE_COOKIE, make_period, read_options
+from insights.forms import (
+    RANGE_CHOICES,
+    TIMEZONE_COOKIE,
+    describe_value,
+    make_period,
+    read_options,
+)
 from insights.tables import ApplicationTable, KeyTable, ModelTable, sortable
 from insights.templatetags.insights_format import usd
 from workspace.access import get_membership
@@ -186,7 +193,7 @@ def _preset_query(request, range_key):
     return query.urlencode()
 
 
-def _range_context(request, form, range_key, tz_name, period):
+def _range_context(request, form, range_key, tz_name, period, now):
     presets = []
     for key, label in RANGE_CHOICES[:-1]:
         presets.append(
@@ -197,9 +204,15 @@ def _range_context(request, form, range_key, tz_name, period):
                 "active": key == range_key,
             }
         )
-    local_end = period.end.astimezone(period.tz)
-    if local_end.time() == datetime.time():
-        local_end -= datetime.timedelta(microseconds=1)
+    ends_now = range_key != "custom"
+    if ends_now:
+        # A preset ends at the 15-minute bucket boundary after the current
+        # time, which has not come yet, so the summary shows the current time.
+        local_end = now.astimezone(period.tz)
+    else:
+        local_end = period.end.astimezone(period.tz)
+        if local_end.time() == datetime.time():
+            local_end -= datetime.timedelta(microseconds=1)
     return {
         "form": form,
         "range_key": range_key,
@@ -212,6 +225,7 @@ def _range_context(request, form, range_key, tz_name, period):
         # Formatted here: the date filter would convert to the server's zone.
         "period_start": period.start.astimezone(period.tz).strftime("%Y-%m-%d %H:%M"),
         "period_end": local_end.strftime("%Y-%m-%d %H:%M"),
+        "period_ends_now": ends_now,
         "granularity": period.granularity,
         "granularity_label": "hourly" if period.granularity == "hour" else "daily",
         "query_string": _range_query(request, form, range_key, tz_name).urlencode(),
@@ -226,10 +240,11 @@ def overview(request, project_slug):
     project = membership.project
 
     form, range_key, tz_name = read_options(request)
-    period = make_period(form, range_key, tz_name, timezone.now())
+    now = timezone.now()
+    period = make_period(form, range_key, tz_name, now)
 
     report = reports.overview_report(project, period, _application_names(project))
-    range_context = _range_context(request, form, range_key, tz_name, period)
+    range_context = _range_context(request, form, range_key, tz_name, period, now)
     table = ApplicationTable(
         sortable(report.application_rows),
         project_slug=project.slug,
@@ -278,7 +293,8 @@ def application(request, project_slug, application_id):
     app = get_object_or_404(GenAIApplication, project=project, pk=application_id)
 
     form, range_key, tz_name = read_options(request)
-    period = make_period(form, range_key, tz_name, timezone.now())
+    now = timezone.now()
+    period = make_period(form, range_key, tz_name, now)
 
     report = reports.application_report(
         app, period, functools.partial(_key_names, project)
@@ -301,7 +317,7 @@ def application(request, project_slug, application_id):
         )
     ]
     context = {
-        **_range_context(request, form, range_key, tz_name, period),
+        **_range_context(request, form, range_key, tz_name, period, now),
         "nav_section": "insights",
         "project": project,
         "application": app,
@@ -313,33 +329,53 @@ def application(request, project_slug, application_id):
     return render(request, "insights/application.html", context)
 
 
-EXPORT_KINDS = ("series", "keys", "models", "applications", "events")
+OVERVIEW_EXPORT_TABLES = ("series", "applications", "events")
+APPLICATION_EXPORT_TABLES = ("series", "keys", "models", "events")
+
+
+def _local_days(period):
+    """Return the first and the last day of the period in its timezone, both inclusive."""
+    first_day = period.start.astimezone(period.tz).date()
+    # The end is exclusive, so a period that ends at midnight ends the day before.
+    last_moment = period.end - datetime.timedelta(microseconds=1)
+    return first_day, last_moment.astimezone(period.tz).date()
+
+
+def _export_errors(kind, form, tables):
+    """Return a line "parameter: message" for each invalid export option."""
+    errors = []
+    if kind not in tables:
+        errors.append(
+            f"table: Unknown table {describe_value(kind)}. "
+            f"Use {', '.join(tables[:-1])} or {tables[-1]}."
+        )
+    for field, messages in form.errors.items():
+        # The form's own errors concern the dates of a custom range.
+        parameter = "start, end" if field == NON_FIELD_ERRORS else field
+        errors.extend(f"{parameter}: {message}" for message in messages)
+    return errors
 
 
 def _export(request, project, app):
-    kind = request.GET.get("table", "series")
-    if kind not in EXPORT_KINDS or (kind == "keys" or kind == "models") and app is None:
-        raise Http404(f"Unknown export {kind!r}.")
-    if kind == "applications" and app is not None:
-        raise Http404(f"Unknown export {kind!r}.")
+    tables = OVERVIEW_EXPORT_TABLES if app is None else APPLICATION_EXPORT_TABLES
+    kind = request.GET.get("table") or "series"
     form, range_key, tz_name = read_options(request)
-    if form.errors:
+    errors = _export_errors(kind, form, tables)
+    if errors:
         # A file of the default range, named like the requested one, would
         # pass for the requested data. A page shows these errors instead.
-        problems = " ".join(
-            message for messages in form.errors.values() for message in messages
-        )
         return HttpResponseBadRequest(
-            f"Invalid export options: {problems}", content_type="text/plain"
+            "Invalid export options:\n" + "".join(f"{line}\n" for line in errors),
+            content_type="text/plain; charset=utf-8",
         )
+
     period = make_period(form, range_key, tz_name, timezone.now())
     stream_csv = functools.partial(
         export.stream_csv, asynchronous=isinstance(request, ASGIRequest)
     )
     subject = f"{slugify(app.name) or 'application'}-{app.pk}" if app else "overview"
-    stem = (
-        f"{project.slug}-{subject}-{kind}-{period.start:%Y%m%d}-{period.end:%Y%m%d}.csv"
-    )
+    first_day, last_day = _local_days(period)
+    stem = f"{project.slug}-{subject}-{kind}-{first_day:%Y%m%d}-{last_day:%Y%m%d}.csv"
 
     if kind == "events":
         rows = export.event_rows(

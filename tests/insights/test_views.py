@@ -2,6 +2,7 @@ import csv
 import datetime
 import io
 import re
+import zoneinfo
 
 import pytest
 from django.urls import reverse
@@ -252,7 +253,7 @@ def test_custom_range_in_timezone(client, owner, application, traffic):
     "params, message",
     [
         ({"range": "custom", "start": "2026-02-01"}, "needs a start and an end"),
-        ({"start": "2026-02-05", "end": "2026-02-01"}, "end date is before"),
+        ({"start": "2026-02-05", "end": "2026-02-01"}, "is before the start date"),
         ({"tz": "Mars/Olympus"}, "Unknown timezone"),
         ({"start": "yesterday", "end": "2026-02-01"}, "Start date: enter a date"),
     ],
@@ -281,7 +282,7 @@ def test_invalid_start_date_gives_one_message_naming_the_field(
     )
 
     assert response.context["form"].errors == {
-        "start": ["Start date: enter a date as YYYY-MM-DD."]
+        "start": ["Start date: enter a date as YYYY-MM-DD, not '2026-02-31'."]
     }
 
 
@@ -424,16 +425,6 @@ def test_series_export_matches_page_totals(client, owner, application, traffic):
 
     rows = read_csv(response)
     assert sum(int(row[1]) for row in rows[1:]) == 7
-
-
-def test_unknown_export_is_not_found(client, owner, application):
-    client.force_login(owner)
-
-    response = client.get(
-        reverse("insights:overview-export", args=["acme"]), {"table": "keys"}
-    )
-
-    assert response.status_code == 404
 
 
 def test_export_of_other_project_is_not_found(client, outsider, application):
@@ -665,9 +656,9 @@ def test_timezone_rejects_names_that_are_not_places(client, owner, application, 
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"range": "bogus"}, "Select a valid choice. bogus"),
+        ({"range": "bogus"}, "Unknown range 'bogus'"),
         ({"tz": "Not/AZone"}, "Unknown timezone 'Not/AZone'"),
-        ({"start": "2026-03-05", "end": "2026-03-01"}, "The end date is before"),
+        ({"start": "2026-03-05", "end": "2026-03-01"}, "is before the start date"),
         ({"start": "2000-01-01", "end": "2026-12-04"}, "at most 400 days"),
     ],
 )
@@ -711,3 +702,245 @@ def test_viewer_gets_no_attach_button_on_overview(
     assert "Attach them to an application" in owner_page.text
     assert "Attach them to an application" not in viewer_page.text
     assert "Find them on the API Keys page" in viewer_page.text
+
+
+def range_summary(response):
+    """Return the text of the page's range summary, with whitespace collapsed."""
+    summary = response.text.split('<p class="muted range-summary">')[1]
+    return " ".join(summary.split("</p>")[0].split())
+
+
+@pytest.mark.parametrize("page", ["overview", "application"])
+def test_invalid_timezone_keeps_valid_range(client, owner, application, page):
+    client.force_login(owner)
+    args = ["acme"] if page == "overview" else ["acme", application.pk]
+
+    response = client.get(
+        reverse(f"insights:{page}", args=args), {"range": "24h", "tz": "Nope/Zone"}
+    )
+
+    assert response.status_code == 200
+    assert response.context["range_key"] == "24h"
+    assert response.context["tz_name"] == "UTC"
+    assert "Unknown timezone &#x27;Nope/Zone&#x27;" in response.text
+
+
+def test_invalid_range_keeps_valid_timezone(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": "1y", "tz": "Asia/Kolkata"},
+    )
+
+    assert response.context["range_key"] == "7d"
+    assert response.context["tz_name"] == "Asia/Kolkata"
+    assert "Unknown range &#x27;1y&#x27;" in response.text
+
+
+def test_invalid_custom_dates_keep_valid_timezone(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"start": "2026-02-05", "end": "2026-02-01", "tz": "Asia/Kolkata"},
+    )
+
+    assert response.context["range_key"] == "7d"
+    assert response.context["tz_name"] == "Asia/Kolkata"
+    assert "The end date 2026-02-01 is before the start date" in response.text
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        (
+            {"tz": "x" * 5000},
+            "tz",
+            "The timezone has 5000 characters, more than the maximum of 64. "
+            "Use an IANA name such as Europe/Berlin.",
+        ),
+        (
+            {"tz": "Europe/Ber\x00lin"},
+            "tz",
+            "The timezone 'Europe/Ber\\x00lin' contains a null character. "
+            "Use an IANA name such as Europe/Berlin.",
+        ),
+        (
+            {"range": "1y"},
+            "range",
+            "Unknown range '1y'. Use 24h, 7d, 30d, 90d or custom.",
+        ),
+        (
+            {"range": "y" * 5000},
+            "range",
+            "Unknown range of 5000 characters. Use 24h, 7d, 30d, 90d or custom.",
+        ),
+        (
+            {"start": "2026-02-05", "end": "2026-02-01"},
+            "__all__",
+            "The end date 2026-02-01 is before the start date 2026-02-05. "
+            "Enter an end date on or after the start date.",
+        ),
+        (
+            {"start": "2000-01-01", "end": "2026-12-04"},
+            "__all__",
+            "A custom range can span at most 400 days, but this one spans 9835. "
+            "Enter a later start date or an earlier end date.",
+        ),
+        (
+            {"start": "yesterday", "end": "2026-02-01"},
+            "start",
+            "Start date: enter a date as YYYY-MM-DD, not 'yesterday'.",
+        ),
+    ],
+)
+def test_range_form_messages_name_field_and_value(
+    client, owner, application, params, field, message
+):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]), params
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].errors == {field: [message]}
+
+
+@pytest.mark.parametrize("page", ["overview", "application"])
+def test_export_file_name_uses_local_dates(client, owner, application, page):
+    client.force_login(owner)
+    args = ["acme"] if page == "overview" else ["acme", application.pk]
+
+    response = client.get(
+        reverse(f"insights:{page}-export", args=args),
+        {
+            "range": "custom",
+            "start": "2026-12-01",
+            "end": "2026-12-02",
+            "tz": "Asia/Kolkata",
+            "table": "series",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"].endswith('-series-20261201-20261202.csv"')
+    assert read_csv(response)[1][0].startswith("2026-12-01")
+
+
+def test_preset_export_file_name_ends_on_local_today(client, owner, application):
+    client.force_login(owner)
+    zone = zoneinfo.ZoneInfo("Pacific/Kiritimati")
+    before = timezone.now().astimezone(zone).date()
+
+    response = client.get(
+        reverse("insights:overview-export", args=["acme"]),
+        {"range": "24h", "tz": "Pacific/Kiritimati", "table": "series"},
+    )
+
+    after = timezone.now().astimezone(zone).date()
+    last_day = response["Content-Disposition"].removesuffix('.csv"')[-8:]
+    assert last_day in {f"{before:%Y%m%d}", f"{after:%Y%m%d}"}
+
+
+@pytest.mark.parametrize(
+    ("page", "params", "line"),
+    [
+        (
+            "overview",
+            {"table": "bogus"},
+            "table: Unknown table 'bogus'. Use series, applications or events.",
+        ),
+        (
+            "overview",
+            {"table": "keys"},
+            "table: Unknown table 'keys'. Use series, applications or events.",
+        ),
+        (
+            "application",
+            {"table": "applications"},
+            "table: Unknown table 'applications'. Use series, keys, models or events.",
+        ),
+        (
+            "application",
+            {"table": "series", "range": "bogus"},
+            "range: Unknown range 'bogus'. Use 24h, 7d, 30d, 90d or custom.",
+        ),
+        (
+            "overview",
+            {"table": "series", "tz": "Nope/Zone"},
+            "tz: Unknown timezone 'Nope/Zone'; use an IANA name such as Europe/Berlin.",
+        ),
+        (
+            "overview",
+            {"table": "series", "start": "2026-13-01", "end": "2026-12-01"},
+            "start: Start date: enter a date as YYYY-MM-DD, not '2026-13-01'.",
+        ),
+        (
+            "application",
+            {"table": "series", "start": "2026-12-05", "end": "2026-12-01"},
+            "start, end: The end date 2026-12-01 is before the start date 2026-12-05. "
+            "Enter an end date on or after the start date.",
+        ),
+    ],
+)
+def test_export_rejects_each_invalid_option_with_400(
+    client, owner, application, page, params, line
+):
+    client.force_login(owner)
+    args = ["acme"] if page == "overview" else ["acme", application.pk]
+
+    response = client.get(reverse(f"insights:{page}-export", args=args), params)
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert line in response.text.splitlines()
+
+
+def test_export_lists_every_invalid_option(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:overview-export", args=["acme"]),
+        {"table": "bogus", "range": "1y", "tz": "Nope/Zone"},
+    )
+
+    lines = response.text.splitlines()
+    assert response.status_code == 400
+    assert lines[0] == "Invalid export options:"
+    assert [line.split(":")[0] for line in lines[1:]] == ["table", "range", "tz"]
+
+
+def test_preset_summary_ends_now(client, owner, application):
+    client.force_login(owner)
+    zone = zoneinfo.ZoneInfo("Asia/Kolkata")
+    before = timezone.now().astimezone(zone)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"range": "24h", "tz": "Asia/Kolkata"},
+    )
+
+    after = timezone.now().astimezone(zone)
+    period = response.context["report"].period
+    summary = range_summary(response)
+    assert summary.split(" to ")[0] == f"{period.start.astimezone(zone):%Y-%m-%d %H:%M}"
+    assert summary.split(" to ")[1].split(" (")[0] in {
+        f"now, {before:%Y-%m-%d %H:%M}",
+        f"now, {after:%Y-%m-%d %H:%M}",
+    }
+    assert period.end.minute % 15 == 0
+
+
+def test_custom_range_summary_shows_its_dates(client, owner, application):
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("insights:application", args=["acme", application.pk]),
+        {"start": "2026-12-01", "end": "2026-12-02", "tz": "Asia/Kolkata"},
+    )
+
+    assert range_summary(response).startswith(
+        "2026-12-01 00:00 to 2026-12-02 23:59 (Asia/Kolkata), hourly buckets"
+    )
