@@ -10,6 +10,8 @@ import openai
 from tests.gateway.conftest import (
     REPO_ROOT,
     UPSTREAM_CREDENTIAL,
+    Server,
+    free_port,
 )
 
 
@@ -61,6 +63,19 @@ def test_simulator_azure_path_needs_api_version(simulator):
 
     assert response.status_code == 400
     assert "api-version" in response.json()["error"]["message"]
+
+
+def test_simulator_access_log_prints_requests(tmp_path):
+    port = free_port()
+    args = [sys.executable, "manage.py", "simulate_upstream", "--port", str(port)]
+    server = Server(args + ["--access-log"], port, tmp_path / "simulator.log")
+    try:
+        response = httpx.get(f"{server.url}/v1/models")
+    finally:
+        server.stop()
+
+    assert response.status_code == 200
+    assert '"GET /v1/models HTTP/1.1" 200' in server.log_text()
 
 
 def test_simulator_on_busy_port_exits_with_message():

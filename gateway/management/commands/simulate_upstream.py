@@ -1,4 +1,5 @@
 import errno
+import logging
 import socket
 
 import uvicorn
@@ -57,7 +58,9 @@ class Command(BaseCommand):
             help="Reject requests whose credential differs from this value (default: accept any).",
         )
         parser.add_argument(
-            "--access-log", action="store_true", help="Log every request to stdout."
+            "--access-log",
+            action="store_true",
+            help="Print one uvicorn access line per request to stdout.",
         )
 
     def handle(
@@ -101,6 +104,10 @@ class Command(BaseCommand):
                 timeout_graceful_shutdown=2,
             )
         )
+        if access_log:
+            # log_level="warning" keeps uvicorn's startup lines quiet, but it
+            # also sets the access logger to WARNING, and access lines are INFO.
+            logging.getLogger("uvicorn.access").setLevel(logging.INFO)
         self.stdout.write(
             f"Upstream SIMULATOR (not a real model) on http://{LOOPBACK}:{port}: "
             f"OpenAI base_url http://{LOOPBACK}:{port}/v1, Anthropic and Azure "
