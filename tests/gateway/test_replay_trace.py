@@ -20,7 +20,7 @@ def key(openai_provider):
     return APIKeyFactory(project=openai_provider.project, provider=openai_provider)
 
 
-def replay(gateway, *keys, **options):
+def replay(gateway, *keys, stderr=None, **options):
     stdout = io.StringIO()
     call_command(
         "replay_trace",
@@ -29,7 +29,7 @@ def replay(gateway, *keys, **options):
         rate=50,
         no_progress=True,
         stdout=stdout,
-        stderr=io.StringIO(),
+        stderr=stderr or io.StringIO(),
         **options,
     )
     return stdout.getvalue()
@@ -153,13 +153,31 @@ def test_replay_demo_names_the_missing_keys_file_and_the_fix(gateway, demo_key):
     assert "manage.py seed_demo --force" in str(error.value)
 
 
+def test_replay_demo_skips_keys_without_secret(gateway, demo_key):
+    write_keys_file(demo_key, demo_key.secret)
+    user_key = KeyMappingFactory(
+        application__project=demo_key.project, key__provider=demo_key.provider
+    ).key
+    stderr = io.StringIO()
+
+    output = replay(gateway, demo=True, limit=2, stderr=stderr)
+
+    assert "2 succeeded" in output
+    assert len(wait_for_events(2, key=demo_key)) == 2
+    warnings = stderr.getvalue().splitlines()
+    assert len(warnings) == 1
+    assert str(user_key) in warnings[0]
+    assert demo_key.name not in warnings[0]
+
+
 def test_replay_demo_rejects_keys_file_of_another_seed(gateway, demo_key):
     write_keys_file(demo_key, generate_secret())
 
-    with pytest.raises(CommandError, match=r"demo-keys.json does not match") as error:
+    with pytest.raises(CommandError, match=r"demo-keys.json") as error:
         replay(gateway, demo=True, limit=1)
 
-    assert demo_key.name in str(error.value)
+    assert str(demo_key) in str(error.value)
+    assert "--key" in str(error.value)
     assert "manage.py seed_demo --force" in str(error.value)
 
 

@@ -123,7 +123,11 @@ class Command(BaseCommand):
         for name in ("httpx", "httpx2"):
             logging.getLogger(name).setLevel(logging.WARNING)
         rows = self.load_rows(options)
-        secrets = read_demo_secrets() if options["demo"] else self.read_secrets(options)
+        secrets = (
+            self.read_demo_secrets_and_warn()
+            if options["demo"]
+            else self.read_secrets(options)
+        )
         targets = self.resolve_targets(secrets, options)
         if options["wait"]:
             wait_for_server(options["gateway"], options["wait"])
@@ -155,6 +159,18 @@ class Command(BaseCommand):
             secrets += [line.strip() for line in text.splitlines() if line.strip()]
         if not secrets:
             raise CommandError("Give at least one key with --key or --keys-file.")
+        return secrets
+
+    def read_demo_secrets_and_warn(self):
+        secrets, skipped = read_demo_secrets()
+        if skipped:
+            labels = ", ".join(str(key) for key in skipped)
+            self.stderr.write(
+                f"Skipping {plural(len(skipped), 'attached demo key')} without a "
+                f"matching secret in {demo_keys_path()}: {labels}. "
+                "replay_trace --demo calls only with keys that seed_demo created.",
+                style_func=self.style.WARNING,
+            )
         return secrets
 
     def resolve_targets(self, secrets, options):
@@ -282,42 +298,51 @@ class Command(BaseCommand):
         )
 
 
-def read_demo_secrets():
-    """Return the secrets of the demo project's attached, active keys.
+def plural(count, noun):
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
-    seed_demo writes the demo keys' secrets to var/demo-keys.json (demo
-    only; the database holds hashes). Each attached, active demo key must
-    have its secret there, so the keys and their prefixes stay as seeded.
+
+def read_demo_secrets():
+    """Return the secrets of the demo project's usable keys, and the keys skipped.
+
+    seed_demo writes the secrets of the keys it creates to var/demo-keys.json
+    (demo only, because the database stores hashes). An attached, active demo
+    key without a matching secret there, such as a key that a user generated
+    in the dashboard, is skipped. Raises CommandError when no key is usable.
     """
     path = demo_keys_path()
-    rerun = "run `manage.py seed_demo --force` to load the demo again and rewrite it"
     try:
         secrets_by_id = read_demo_keys(path)
     except DemoKeysFileError as error:
         raise CommandError(str(error)) from None
-    keys = (
+    keys = list(
         APIKey.objects.active()
         .filter(project__slug=DEMO_PROJECT_SLUG, mapping__isnull=False)
         .order_by("pk")
     )
-    secrets, unmatched = [], []
+    if not keys:
+        raise CommandError(
+            f"The '{DEMO_PROJECT_SLUG}' project has no attached, active keys. "
+            "Run `manage.py seed_demo` to load the demo, or attach one of the "
+            "keys that it created to an application."
+        )
+    secrets, skipped = [], []
     for key in keys:
         secret = secrets_by_id.get(key.pk)
-        if secret is None or hash_secret(secret) != key.secret_hash:
-            unmatched.append(key.name)
-        else:
+        if secret is not None and hash_secret(secret) == key.secret_hash:
             secrets.append(secret)
-    if unmatched:
-        raise CommandError(
-            f"{path} does not match the demo keys in the database "
-            f"({', '.join(unmatched)}); {rerun}."
-        )
+        else:
+            skipped.append(key)
     if not secrets:
+        labels = ", ".join(str(key) for key in skipped)
         raise CommandError(
-            f"The '{DEMO_PROJECT_SLUG}' project has no attached, active keys; "
-            "run `manage.py seed_demo` first."
+            f"None of the attached, active keys of the '{DEMO_PROJECT_SLUG}' "
+            f"project ({labels}) has a matching secret in {path}. Run "
+            "replay_trace without --demo and pass a key's secret with --key or "
+            "--keys-file. Or run `manage.py seed_demo --force` to load the demo "
+            "again with new keys, which deletes your changes to the demo project."
         )
-    return secrets
+    return secrets, skipped
 
 
 def wait_for_server(origin, timeout):
