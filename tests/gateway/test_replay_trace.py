@@ -63,6 +63,20 @@ def test_replay_rejects_unknown_key(gateway, openai_provider):
         call_command("replay_trace", key=["aiw-unknown-secret"], gateway=gateway.url)
 
 
+@pytest.mark.parametrize("status", ["revoked", "expired"])
+def test_replay_rejects_inactive_key(gateway, openai_provider, status):
+    ProviderModelFactory(provider=openai_provider, name="gpt-4o-mini")
+    key = APIKeyFactory(
+        project=openai_provider.project, provider=openai_provider, **{status: True}
+    )
+
+    with pytest.raises(CommandError) as error:
+        replay(gateway, key, limit=3)
+
+    assert f"Key {key.prefix}…" in str(error.value)
+    assert f"is {status}" in str(error.value)
+
+
 def test_replay_needs_a_key(gateway):
     with pytest.raises(CommandError, match="--key or --keys-file"):
         call_command("replay_trace", gateway=gateway.url)

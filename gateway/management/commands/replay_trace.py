@@ -19,7 +19,7 @@ from genai_apps.demo import (
     demo_keys_path,
     read_demo_keys,
 )
-from workspace.models import APIKey, hash_secret
+from workspace.models import APIKey, KeyStatus, hash_secret
 
 # Every n-th row of --error-every asks the simulator for one of these errors.
 INJECTED_ERRORS = (429, 503, 400)
@@ -188,6 +188,7 @@ class Command(BaseCommand):
                     f"Key {secret[:12]}… is not in this database; copy the secret "
                     "of an active key from the dashboard."
                 )
+            check_key_is_active(key)
             target = key.target
             provider = key.proxy.provider if key.proxy_id else key.provider
             model = options["model"] or self.default_model(key, provider)
@@ -300,6 +301,21 @@ class Command(BaseCommand):
 
 def plural(count, noun):
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def check_key_is_active(key):
+    """Raise CommandError for a revoked or expired key, which the gateway rejects."""
+    status = key.status
+    if status == KeyStatus.REVOKED:
+        reason = f"is revoked (since {key.revoked_at:%Y-%m-%d %H:%M %Z})"
+    elif status == KeyStatus.EXPIRED:
+        reason = f"is expired (since {key.expires_at:%Y-%m-%d %H:%M %Z})"
+    else:
+        return
+    raise CommandError(
+        f"Key {key.prefix}… ({key.name}) {reason}, so the gateway would reject "
+        "every call with it. Copy the secret of an active key from the dashboard."
+    )
 
 
 def read_demo_secrets():
