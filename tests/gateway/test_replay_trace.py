@@ -2,6 +2,8 @@
 
 import io
 import json
+import socket
+import threading
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -10,7 +12,7 @@ from gateway.traces import TraceError, read_trace
 from genai_apps.demo import DEMO_PROJECT_SLUG, DemoWorkspace, write_demo_keys
 from insights.models import ErrorType
 from tests.factories import APIKeyFactory, KeyMappingFactory, ProviderModelFactory
-from tests.gateway.conftest import wait_for_events
+from tests.gateway.conftest import free_port, wait_for_events
 from workspace.models import APIKey, generate_secret
 
 
@@ -21,11 +23,12 @@ def key(openai_provider):
 
 
 def replay(gateway, *keys, stderr=None, **options):
+    """Run replay_trace against the gateway (a Server or a URL); return its stdout."""
     stdout = io.StringIO()
     call_command(
         "replay_trace",
         key=[key.secret for key in keys],
-        gateway=gateway.url,
+        gateway=getattr(gateway, "url", gateway),
         rate=50,
         no_progress=True,
         stdout=stdout,
@@ -75,6 +78,53 @@ def test_replay_rejects_inactive_key(gateway, openai_provider, status):
 
     assert f"Key {key.prefix}…" in str(error.value)
     assert f"is {status}" in str(error.value)
+
+
+def test_replay_rejects_gateway_without_scheme(key):
+    gateway = f"127.0.0.1:{free_port()}"
+
+    with pytest.raises(CommandError) as error:
+        replay(gateway, key, limit=1)
+
+    assert f"--gateway '{gateway}'" in str(error.value)
+    assert "http://" in str(error.value)
+
+
+def test_replay_names_unreachable_gateway(key):
+    gateway = f"http://127.0.0.1:{free_port()}"
+
+    with pytest.raises(CommandError) as error:
+        replay(gateway, key, limit=1)
+
+    assert gateway in str(error.value)
+    assert "make run" in str(error.value)
+
+
+def test_replay_reports_gateway_lost_midway(key):
+    # A listener that accepts the start-up connection check and then closes,
+    # so every call after it gets a refused or reset connection.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    gateway = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def accept_once_then_close():
+        with listener:
+            connection, _ = listener.accept()
+            connection.close()
+
+    thread = threading.Thread(target=accept_once_then_close)
+    thread.start()
+    stderr = io.StringIO()
+    try:
+        output = replay(gateway, key, limit=3, stderr=stderr)
+    finally:
+        thread.join()
+
+    assert "0 succeeded, 3 failed" in output
+    assert f"3 calls could not connect to the gateway at {gateway}" in (
+        stderr.getvalue()
+    )
+    assert "make run" in stderr.getvalue()
 
 
 def test_replay_needs_a_key(gateway):

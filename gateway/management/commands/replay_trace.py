@@ -120,6 +120,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--concurrency {options['concurrency']} must be at least 1."
             )
+        check_gateway_url(options["gateway"])
         for name in ("httpx", "httpx2"):
             logging.getLogger(name).setLevel(logging.WARNING)
         rows = self.load_rows(options)
@@ -129,10 +130,9 @@ class Command(BaseCommand):
             else self.read_secrets(options)
         )
         targets = self.resolve_targets(secrets, options)
-        if options["wait"]:
-            wait_for_server(options["gateway"], options["wait"])
+        wait_for_server(options["gateway"], options["wait"])
         summary = asyncio.run(self.replay(rows, targets, options))
-        self.print_summary(summary)
+        self.print_summary(summary, options["gateway"])
 
     def load_rows(self, options):
         path = BUNDLED_TRACES.get(options["trace"], Path(options["trace"]))
@@ -283,7 +283,7 @@ class Command(BaseCommand):
             )
         progress.set_postfix(ok=summary.ok, failed=summary.failed, refresh=False)
 
-    def print_summary(self, summary):
+    def print_summary(self, summary, gateway):
         rate = summary.sent / summary.elapsed if summary.elapsed else 0
         for label, statuses in sorted(summary.by_key.items()):
             counts = ", ".join(
@@ -297,10 +297,38 @@ class Command(BaseCommand):
             f"{summary.prompt_tokens:,} prompt and {summary.completion_tokens:,} "
             "completion tokens."
         )
+        unreachable = sum(
+            statuses["APIConnectionError"] for statuses in summary.by_key.values()
+        )
+        if unreachable:
+            self.stderr.write(
+                f"{plural(unreachable, 'call')} could not connect to the gateway at "
+                f"{gateway}. Check that the server is running there "
+                "(`make run` starts it)."
+            )
 
 
 def plural(count, noun):
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def check_gateway_url(url):
+    """Raise CommandError unless url is an http:// or https:// URL with a host."""
+    parts = urlsplit(url)
+    try:
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.port != 0
+        )
+    except ValueError:
+        # SplitResult.port raises it for a port outside 0 to 65535.
+        valid = False
+    if not valid:
+        raise CommandError(
+            f"--gateway {url!r} is not a valid http:// or https:// URL. Pass the "
+            "gateway's origin, such as http://127.0.0.1:8000."
+        )
 
 
 def check_key_is_active(key):
@@ -362,19 +390,26 @@ def read_demo_secrets():
 
 
 def wait_for_server(origin, timeout):
+    """Wait up to timeout seconds for origin to accept TCP connections.
+
+    A timeout of 0 tries once. Raises CommandError naming origin when the
+    connection still fails.
+    """
     parts = urlsplit(origin)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with socket.create_connection(
-                (parts.hostname, parts.port or 80), timeout=1
-            ):
+            with socket.create_connection((parts.hostname, port), timeout=1):
                 return
         except OSError as error:
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
+                waited = f" within {timeout:g} s" if timeout else ""
                 raise CommandError(
-                    f"The gateway at {origin} did not accept connections within "
-                    f"{timeout:g} s: {error}"
+                    f"Cannot reach the gateway at {origin}{waited}: "
+                    f"{error.strerror or error}. Start the server (`make run` "
+                    "serves it at http://127.0.0.1:8000), or pass the URL of a "
+                    "running gateway with --gateway."
                 ) from None
             time.sleep(0.2)
 
