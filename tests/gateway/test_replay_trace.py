@@ -2,6 +2,8 @@
 
 import io
 import json
+import socket
+import threading
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -10,7 +12,7 @@ from gateway.traces import TraceError, read_trace
 from genai_apps.demo import DEMO_PROJECT_SLUG, DemoWorkspace, write_demo_keys
 from insights.models import ErrorType
 from tests.factories import APIKeyFactory, KeyMappingFactory, ProviderModelFactory
-from tests.gateway.conftest import wait_for_events
+from tests.gateway.conftest import free_port, wait_for_events
 from workspace.models import APIKey, generate_secret
 
 
@@ -20,16 +22,17 @@ def key(openai_provider):
     return APIKeyFactory(project=openai_provider.project, provider=openai_provider)
 
 
-def replay(gateway, *keys, **options):
+def replay(gateway, *keys, stderr=None, **options):
+    """Run replay_trace against the gateway (a Server or a URL); return its stdout."""
     stdout = io.StringIO()
     call_command(
         "replay_trace",
         key=[key.secret for key in keys],
-        gateway=gateway.url,
+        gateway=getattr(gateway, "url", gateway),
         rate=50,
         no_progress=True,
         stdout=stdout,
-        stderr=io.StringIO(),
+        stderr=stderr or io.StringIO(),
         **options,
     )
     return stdout.getvalue()
@@ -61,6 +64,67 @@ def test_replay_injects_requested_errors(gateway, key):
 def test_replay_rejects_unknown_key(gateway, openai_provider):
     with pytest.raises(CommandError, match="not in this database"):
         call_command("replay_trace", key=["aiw-unknown-secret"], gateway=gateway.url)
+
+
+@pytest.mark.parametrize("status", ["revoked", "expired"])
+def test_replay_rejects_inactive_key(gateway, openai_provider, status):
+    ProviderModelFactory(provider=openai_provider, name="gpt-4o-mini")
+    key = APIKeyFactory(
+        project=openai_provider.project, provider=openai_provider, **{status: True}
+    )
+
+    with pytest.raises(CommandError) as error:
+        replay(gateway, key, limit=3)
+
+    assert f"Key {key.prefix}…" in str(error.value)
+    assert f"is {status}" in str(error.value)
+
+
+def test_replay_rejects_gateway_without_scheme(key):
+    gateway = f"127.0.0.1:{free_port()}"
+
+    with pytest.raises(CommandError) as error:
+        replay(gateway, key, limit=1)
+
+    assert f"--gateway '{gateway}'" in str(error.value)
+    assert "http://" in str(error.value)
+
+
+def test_replay_names_unreachable_gateway(key):
+    gateway = f"http://127.0.0.1:{free_port()}"
+
+    with pytest.raises(CommandError) as error:
+        replay(gateway, key, limit=1)
+
+    assert gateway in str(error.value)
+    assert "make run" in str(error.value)
+
+
+def test_replay_reports_gateway_lost_midway(key):
+    # A listener that accepts the start-up connection check and then closes,
+    # so every call after it gets a refused or reset connection.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    gateway = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def accept_once_then_close():
+        with listener:
+            connection, _ = listener.accept()
+            connection.close()
+
+    thread = threading.Thread(target=accept_once_then_close)
+    thread.start()
+    stderr = io.StringIO()
+    try:
+        output = replay(gateway, key, limit=3, stderr=stderr)
+    finally:
+        thread.join()
+
+    assert "0 succeeded, 3 failed" in output
+    assert f"3 calls could not connect to the gateway at {gateway}" in (
+        stderr.getvalue()
+    )
+    assert "make run" in stderr.getvalue()
 
 
 def test_replay_needs_a_key(gateway):
@@ -153,13 +217,31 @@ def test_replay_demo_names_the_missing_keys_file_and_the_fix(gateway, demo_key):
     assert "manage.py seed_demo --force" in str(error.value)
 
 
+def test_replay_demo_skips_keys_without_secret(gateway, demo_key):
+    write_keys_file(demo_key, demo_key.secret)
+    user_key = KeyMappingFactory(
+        application__project=demo_key.project, key__provider=demo_key.provider
+    ).key
+    stderr = io.StringIO()
+
+    output = replay(gateway, demo=True, limit=2, stderr=stderr)
+
+    assert "2 succeeded" in output
+    assert len(wait_for_events(2, key=demo_key)) == 2
+    warnings = stderr.getvalue().splitlines()
+    assert len(warnings) == 1
+    assert str(user_key) in warnings[0]
+    assert demo_key.name not in warnings[0]
+
+
 def test_replay_demo_rejects_keys_file_of_another_seed(gateway, demo_key):
     write_keys_file(demo_key, generate_secret())
 
-    with pytest.raises(CommandError, match=r"demo-keys.json does not match") as error:
+    with pytest.raises(CommandError, match=r"demo-keys.json") as error:
         replay(gateway, demo=True, limit=1)
 
-    assert demo_key.name in str(error.value)
+    assert str(demo_key) in str(error.value)
+    assert "--key" in str(error.value)
     assert "manage.py seed_demo --force" in str(error.value)
 
 

@@ -1,9 +1,18 @@
 """The upstream simulator, called directly."""
 
+import socket
+import subprocess
+import sys
+
 import httpx
 import openai
 
-from tests.gateway.conftest import UPSTREAM_CREDENTIAL
+from tests.gateway.conftest import (
+    REPO_ROOT,
+    UPSTREAM_CREDENTIAL,
+    Server,
+    free_port,
+)
 
 
 def direct_client(simulator):
@@ -54,3 +63,35 @@ def test_simulator_azure_path_needs_api_version(simulator):
 
     assert response.status_code == 400
     assert "api-version" in response.json()["error"]["message"]
+
+
+def test_simulator_access_log_prints_requests(tmp_path):
+    port = free_port()
+    args = [sys.executable, "manage.py", "simulate_upstream", "--port", str(port)]
+    server = Server(args + ["--access-log"], port, tmp_path / "simulator.log")
+    try:
+        response = httpx.get(f"{server.url}/v1/models")
+    finally:
+        server.stop()
+
+    assert response.status_code == 200
+    assert '"GET /v1/models HTTP/1.1" 200' in server.log_text()
+
+
+def test_simulator_on_busy_port_exits_with_message():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "manage.py", "simulate_upstream", "--port", str(port)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    assert result.returncode == 1
+    assert f"port {port}" in result.stderr
+    assert "--port" in result.stderr
+    assert "Press Ctrl-C" not in result.stdout

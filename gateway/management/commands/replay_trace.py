@@ -19,7 +19,7 @@ from genai_apps.demo import (
     demo_keys_path,
     read_demo_keys,
 )
-from workspace.models import APIKey, hash_secret
+from workspace.models import APIKey, KeyStatus, hash_secret
 
 # Every n-th row of --error-every asks the simulator for one of these errors.
 INJECTED_ERRORS = (429, 503, 400)
@@ -120,15 +120,19 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--concurrency {options['concurrency']} must be at least 1."
             )
+        check_gateway_url(options["gateway"])
         for name in ("httpx", "httpx2"):
             logging.getLogger(name).setLevel(logging.WARNING)
         rows = self.load_rows(options)
-        secrets = read_demo_secrets() if options["demo"] else self.read_secrets(options)
+        secrets = (
+            self.read_demo_secrets_and_warn()
+            if options["demo"]
+            else self.read_secrets(options)
+        )
         targets = self.resolve_targets(secrets, options)
-        if options["wait"]:
-            wait_for_server(options["gateway"], options["wait"])
+        wait_for_server(options["gateway"], options["wait"])
         summary = asyncio.run(self.replay(rows, targets, options))
-        self.print_summary(summary)
+        self.print_summary(summary, options["gateway"])
 
     def load_rows(self, options):
         path = BUNDLED_TRACES.get(options["trace"], Path(options["trace"]))
@@ -157,6 +161,18 @@ class Command(BaseCommand):
             raise CommandError("Give at least one key with --key or --keys-file.")
         return secrets
 
+    def read_demo_secrets_and_warn(self):
+        secrets, skipped = read_demo_secrets()
+        if skipped:
+            labels = ", ".join(str(key) for key in skipped)
+            self.stderr.write(
+                f"Skipping {plural(len(skipped), 'attached demo key')} without a "
+                f"matching secret in {demo_keys_path()}: {labels}. "
+                "replay_trace --demo calls only with keys that seed_demo created.",
+                style_func=self.style.WARNING,
+            )
+        return secrets
+
     def resolve_targets(self, secrets, options):
         """Return (secret, base_url, model, label) for each key."""
         targets = []
@@ -172,6 +188,7 @@ class Command(BaseCommand):
                     f"Key {secret[:12]}… is not in this database; copy the secret "
                     "of an active key from the dashboard."
                 )
+            check_key_is_active(key)
             target = key.target
             provider = key.proxy.provider if key.proxy_id else key.provider
             model = options["model"] or self.default_model(key, provider)
@@ -266,7 +283,7 @@ class Command(BaseCommand):
             )
         progress.set_postfix(ok=summary.ok, failed=summary.failed, refresh=False)
 
-    def print_summary(self, summary):
+    def print_summary(self, summary, gateway):
         rate = summary.sent / summary.elapsed if summary.elapsed else 0
         for label, statuses in sorted(summary.by_key.items()):
             counts = ", ".join(
@@ -280,60 +297,119 @@ class Command(BaseCommand):
             f"{summary.prompt_tokens:,} prompt and {summary.completion_tokens:,} "
             "completion tokens."
         )
+        unreachable = sum(
+            statuses["APIConnectionError"] for statuses in summary.by_key.values()
+        )
+        if unreachable:
+            self.stderr.write(
+                f"{plural(unreachable, 'call')} could not connect to the gateway at "
+                f"{gateway}. Check that the server is running there "
+                "(`make run` starts it)."
+            )
+
+
+def plural(count, noun):
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def check_gateway_url(url):
+    """Raise CommandError unless url is an http:// or https:// URL with a host."""
+    parts = urlsplit(url)
+    try:
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.port != 0
+        )
+    except ValueError:
+        # SplitResult.port raises it for a port outside 0 to 65535.
+        valid = False
+    if not valid:
+        raise CommandError(
+            f"--gateway {url!r} is not a valid http:// or https:// URL. Pass the "
+            "gateway's origin, such as http://127.0.0.1:8000."
+        )
+
+
+def check_key_is_active(key):
+    """Raise CommandError for a revoked or expired key, which the gateway rejects."""
+    status = key.status
+    if status == KeyStatus.REVOKED:
+        reason = f"is revoked (since {key.revoked_at:%Y-%m-%d %H:%M %Z})"
+    elif status == KeyStatus.EXPIRED:
+        reason = f"is expired (since {key.expires_at:%Y-%m-%d %H:%M %Z})"
+    else:
+        return
+    raise CommandError(
+        f"Key {key.prefix}… ({key.name}) {reason}, so the gateway would reject "
+        "every call with it. Copy the secret of an active key from the dashboard."
+    )
 
 
 def read_demo_secrets():
-    """Return the secrets of the demo project's attached, active keys.
+    """Return the secrets of the demo project's usable keys, and the keys skipped.
 
-    seed_demo writes the demo keys' secrets to var/demo-keys.json (demo
-    only; the database holds hashes). Each attached, active demo key must
-    have its secret there, so the keys and their prefixes stay as seeded.
+    seed_demo writes the secrets of the keys it creates to var/demo-keys.json
+    (demo only, because the database stores hashes). An attached, active demo
+    key without a matching secret there, such as a key that a user generated
+    in the dashboard, is skipped. Raises CommandError when no key is usable.
     """
     path = demo_keys_path()
-    rerun = "run `manage.py seed_demo --force` to load the demo again and rewrite it"
     try:
         secrets_by_id = read_demo_keys(path)
     except DemoKeysFileError as error:
         raise CommandError(str(error)) from None
-    keys = (
+    keys = list(
         APIKey.objects.active()
         .filter(project__slug=DEMO_PROJECT_SLUG, mapping__isnull=False)
         .order_by("pk")
     )
-    secrets, unmatched = [], []
+    if not keys:
+        raise CommandError(
+            f"The '{DEMO_PROJECT_SLUG}' project has no attached, active keys. "
+            "Run `manage.py seed_demo` to load the demo, or attach one of the "
+            "keys that it created to an application."
+        )
+    secrets, skipped = [], []
     for key in keys:
         secret = secrets_by_id.get(key.pk)
-        if secret is None or hash_secret(secret) != key.secret_hash:
-            unmatched.append(key.name)
-        else:
+        if secret is not None and hash_secret(secret) == key.secret_hash:
             secrets.append(secret)
-    if unmatched:
-        raise CommandError(
-            f"{path} does not match the demo keys in the database "
-            f"({', '.join(unmatched)}); {rerun}."
-        )
+        else:
+            skipped.append(key)
     if not secrets:
+        labels = ", ".join(str(key) for key in skipped)
         raise CommandError(
-            f"The '{DEMO_PROJECT_SLUG}' project has no attached, active keys; "
-            "run `manage.py seed_demo` first."
+            f"None of the attached, active keys of the '{DEMO_PROJECT_SLUG}' "
+            f"project ({labels}) has a matching secret in {path}. Run "
+            "replay_trace without --demo and pass a key's secret with --key or "
+            "--keys-file. Or run `manage.py seed_demo --force` to load the demo "
+            "again with new keys, which deletes your changes to the demo project."
         )
-    return secrets
+    return secrets, skipped
 
 
 def wait_for_server(origin, timeout):
+    """Wait up to timeout seconds for origin to accept TCP connections.
+
+    A timeout of 0 tries once. Raises CommandError naming origin when the
+    connection still fails.
+    """
     parts = urlsplit(origin)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with socket.create_connection(
-                (parts.hostname, parts.port or 80), timeout=1
-            ):
+            with socket.create_connection((parts.hostname, port), timeout=1):
                 return
         except OSError as error:
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
+                waited = f" within {timeout:g} s" if timeout else ""
                 raise CommandError(
-                    f"The gateway at {origin} did not accept connections within "
-                    f"{timeout:g} s: {error}"
+                    f"Cannot reach the gateway at {origin}{waited}: "
+                    f"{error.strerror or error}. Start the server (`make run` "
+                    "serves it at http://127.0.0.1:8000), or pass the URL of a "
+                    "running gateway with --gateway."
                 ) from None
             time.sleep(0.2)
 

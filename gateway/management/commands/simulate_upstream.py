@@ -1,9 +1,15 @@
+import errno
+import logging
+import socket
+
 import uvicorn
 from django.core.management.base import BaseCommand, CommandError
 
 from gateway.simulator import DEFAULT_MODELS, SimulatorApp, SimulatorConfig
 
 LOOPBACK = "127.0.0.1"
+# The default of uvicorn.Config's backlog (uvicorn 0.55).
+SOCKET_BACKLOG = 2048
 
 
 class Command(BaseCommand):
@@ -52,7 +58,9 @@ class Command(BaseCommand):
             help="Reject requests whose credential differs from this value (default: accept any).",
         )
         parser.add_argument(
-            "--access-log", action="store_true", help="Log every request to stdout."
+            "--access-log",
+            action="store_true",
+            help="Print one uvicorn access line per request to stdout.",
         )
 
     def handle(
@@ -84,18 +92,53 @@ class Command(BaseCommand):
             models=tuple(m.strip() for m in models.split(",") if m.strip()),
             required_key=require_key,
         )
+        # The simulator binds the loopback interface only: it must never be
+        # mistaken for a real provider by another machine. Binding before the
+        # banner means a busy port fails here, not after "Press Ctrl-C".
+        listener = listen_on_loopback(port)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                SimulatorApp(config),
+                log_level="warning",
+                access_log=access_log,
+                timeout_graceful_shutdown=2,
+            )
+        )
+        if access_log:
+            # log_level="warning" keeps uvicorn's startup lines quiet, but it
+            # also sets the access logger to WARNING, and access lines are INFO.
+            logging.getLogger("uvicorn.access").setLevel(logging.INFO)
         self.stdout.write(
             f"Upstream SIMULATOR (not a real model) on http://{LOOPBACK}:{port}: "
             f"OpenAI base_url http://{LOOPBACK}:{port}/v1, Anthropic and Azure "
             f"base_url http://{LOOPBACK}:{port}. Press Ctrl-C to stop."
         )
-        # The simulator binds the loopback interface only: it must never be
-        # mistaken for a real provider by another machine.
-        uvicorn.run(
-            SimulatorApp(config),
-            host=LOOPBACK,
-            port=port,
-            log_level="warning",
-            access_log=access_log,
-            timeout_graceful_shutdown=2,
-        )
+        self.stdout.flush()
+        with listener:
+            server.run(sockets=[listener])
+
+
+def listen_on_loopback(port):
+    """Return a socket listening on 127.0.0.1:port, or raise CommandError.
+
+    Connections that arrive before uvicorn starts wait in the backlog.
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # uvicorn sets this too, so a restart can reuse a port whose old
+    # connections are still in TIME_WAIT. A port with a live listener stays busy.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((LOOPBACK, port))
+        listener.listen(SOCKET_BACKLOG)
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise CommandError(
+                f"{LOOPBACK} port {port} is already in use. Stop the program "
+                "listening there, or choose another port with --port."
+            ) from None
+        raise CommandError(
+            f"Cannot listen on {LOOPBACK} port {port}: {error.strerror}. "
+            "Choose another port with --port."
+        ) from None
+    return listener
