@@ -305,7 +305,10 @@ def read_demo_keys(path=None):
     again, when the file is missing or not in the expected shape.
     """
     path = Path(path or demo_keys_path())
-    fix = "run `manage.py seed_demo --force` to load the demo again and rewrite it"
+    fix = (
+        "run `manage.py seed_demo --force` to load the demo again and rewrite it "
+        "(this deletes your changes to the demo project)"
+    )
     try:
         content = json.loads(path.read_text())
         return {int(entry["id"]): str(entry["secret"]) for entry in content["keys"]}

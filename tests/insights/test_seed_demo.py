@@ -81,6 +81,7 @@ def test_seed_demo_reports_a_missing_keys_file(var_dir):
 
     assert "demo-keys.json is missing" in stderr.getvalue()
     assert "seed_demo --force" in stderr.getvalue()
+    assert "deletes your changes to the demo project" in stderr.getvalue()
 
 
 def test_seed_demo_rejects_traffic_volume_of_zero(var_dir):

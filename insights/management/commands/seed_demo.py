@@ -69,7 +69,8 @@ class Command(BaseCommand):
             if not demo_keys_path().exists():
                 self.stderr.write(
                     f"{demo_keys_path()} is missing, so `replay_trace --demo` cannot "
-                    "call with the demo keys; run `manage.py seed_demo --force`."
+                    "call with the demo keys; run `manage.py seed_demo --force` to "
+                    "write it again (this deletes your changes to the demo project)."
                 )
             self._point_providers(simulator_url)
             self._print_sign_in()
