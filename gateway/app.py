@@ -39,6 +39,8 @@ ROUTE = re.compile(r"/gateway/(?P<context_path>[^/]+)/v1/(?P<operation>.+?)/?")
 # complete, as nginx logs it.
 CLIENT_CLOSED_REQUEST = 499
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# The last sentence of the 401 messages for revoked and expired keys.
+NEW_KEY_HINT = "Generate a new key on the API Keys page of the AI Workspace dashboard."
 
 
 class Call:
@@ -332,18 +334,25 @@ async def authenticate(scope):
             )
         ) from None
     if key is None:
-        raise Rejected(errors.unauthorized("Invalid API key."))
+        raise Rejected(
+            errors.unauthorized(
+                "Invalid API key. Check that the whole key was sent, or generate "
+                "a new one on the API Keys page of the AI Workspace dashboard."
+            )
+        )
     if key.revoked:
         raise Rejected(
             errors.unauthorized(
-                f"API key {key.prefix}… has been revoked.", "revoked_api_key"
+                f"API key {key.prefix}… has been revoked. {NEW_KEY_HINT}",
+                "revoked_api_key",
             ),
             key,
         )
     if key.is_expired(timezone.now()):
         raise Rejected(
             errors.unauthorized(
-                f"API key {key.prefix}… has expired.", "expired_api_key"
+                f"API key {key.prefix}… has expired. {NEW_KEY_HINT}",
+                "expired_api_key",
             ),
             key,
         )
