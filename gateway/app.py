@@ -224,6 +224,8 @@ class GatewayApp:
         finally:
             response.release()
         status = response.status
+        if operation == "models" and status == 200 and key.allowed_models:
+            content = filter_model_list(key, content)
         headers = response_headers(response) + extra
         headers.append((b"content-length", str(len(content)).encode()))
         await send(
@@ -454,16 +456,14 @@ def apply_guardrails(key, operation, payload):
         "messages",
     ):
         return False
+    limit_requested = False
     for field in ("max_tokens", "max_completion_tokens"):
         requested = payload.get(field)
         if requested is None:
             continue
-        if not isinstance(requested, int) or requested > limit:
-            raise errors.bad_request(
-                f"{field}={requested!r} exceeds this proxy's limit of {limit} tokens.",
-                param=field,
-                code="max_tokens_exceeded",
-            )
+        limit_requested = True
+        check_token_limit(field, requested, limit)
+    if limit_requested:
         return False
     # A request without a limit gets the proxy's, so the guardrail holds.
     uses_new_field = key.vendor in (Vendor.OPENAI, Vendor.AZURE_OPENAI)
@@ -476,9 +476,63 @@ def apply_guardrails(key, operation, payload):
     return True
 
 
+def check_token_limit(field, requested, limit):
+    """Reject a max_tokens value that is not an integer from 1 to the proxy's limit."""
+    # bool is a subclass of int, but true is not a token count.
+    if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+        value_text = json.dumps(requested)
+        if len(value_text) > 40:
+            value_text = value_text[:40] + "…"
+        raise errors.bad_request(
+            f"{field}={value_text} is invalid; send an integer of at least 1 and at "
+            f"most this proxy's limit of {limit} tokens.",
+            param=field,
+            code="invalid_max_tokens",
+        )
+    if requested > limit:
+        raise errors.bad_request(
+            f"{field}={requested} exceeds this proxy's limit of {limit} tokens.",
+            param=field,
+            code="max_tokens_exceeded",
+        )
+
+
+def filter_model_list(key, content):
+    """Return an upstream model list reduced to the proxy's allowed models.
+
+    OpenAI, Azure OpenAI and Anthropic list models as {"data": [{"id": …}]};
+    Anthropic's first_id and last_id are set to match the reduced page. A body
+    of another shape is returned unchanged, with a warning.
+    """
+    try:
+        listing = json.loads(content)
+        models = listing["data"]
+        allowed = [
+            model
+            for model in models
+            if isinstance(model, dict) and model.get("id") in key.allowed_models
+        ]
+    except (ValueError, KeyError, TypeError):
+        logger.warning(
+            "Model list for key %s… to /gateway/%s/ is not a JSON object with a "
+            "data list; passed through without filtering",
+            key.prefix,
+            key.context_path,
+        )
+        return content
+    listing["data"] = allowed
+    if "first_id" in listing:
+        listing["first_id"] = allowed[0]["id"] if allowed else None
+    if "last_id" in listing:
+        listing["last_id"] = allowed[-1]["id"] if allowed else None
+    return json.dumps(listing).encode()
+
+
 def request_stream_usage(payload):
     """Ask the upstream for stream usage; returns True if the client did not."""
     options = payload.get("stream_options")
+    # NOTE: a stream_options that is neither an object nor null raises
+    # TypeError or ValueError here, so the client gets a 500, not a 400.
     if isinstance(options, dict) and options.get("include_usage"):
         return False
     payload["stream_options"] = dict(options or {}, include_usage=True)
