@@ -157,6 +157,7 @@ class GatewayApp:
         try:
             key, operation = await authenticate(scope)
             call = Call(key, started, timezone.now())
+            check_content_length(scope["headers"])
             body = await _read_body(receive)
             payload = parse_request(key, operation, scope["method"], body)
             rewritten = False
@@ -584,6 +585,31 @@ async def _send_error(send, error):
     await send({"type": "http.response.body", "body": body})
 
 
+def check_content_length(headers):
+    """Raise a 413 GatewayError when Content-Length is above GATEWAY_MAX_BODY_BYTES.
+
+    Checked before the body is read, so a client announcing a huge body gets
+    the 413 at once instead of waiting while it sends. A missing or
+    malformed header is left to _read_body and the server.
+    """
+    for name, value in headers:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > settings.GATEWAY_MAX_BODY_BYTES:
+                raise _request_too_large()
+            return
+
+
+def _request_too_large():
+    limit = settings.GATEWAY_MAX_BODY_BYTES
+    return errors.GatewayError(
+        413,
+        f"The request body is larger than {limit:,} bytes; send less "
+        "content or raise GATEWAY_MAX_BODY_BYTES on the gateway.",
+        "invalid_request_error",
+        code="request_too_large",
+    )
+
+
 async def _read_body(receive):
     """Read the request body, raising a 413 GatewayError past GATEWAY_MAX_BODY_BYTES."""
     limit = settings.GATEWAY_MAX_BODY_BYTES
@@ -595,13 +621,7 @@ async def _read_body(receive):
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise errors.GatewayError(
-                413,
-                f"The request body is larger than {limit:,} bytes; send less "
-                "content or raise GATEWAY_MAX_BODY_BYTES on the gateway.",
-                "invalid_request_error",
-                code="request_too_large",
-            )
+            raise _request_too_large()
         chunks.append(chunk)
         more = message.get("more_body", False)
     return b"".join(chunks)
