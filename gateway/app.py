@@ -87,6 +87,24 @@ class Call:
         )
 
 
+class ResponseProgress:
+    """The ASGI send callable of one call, noting whether the response began or ended."""
+
+    __slots__ = ("send", "started", "finished")
+
+    def __init__(self, send):
+        self.send = send
+        self.started = False
+        self.finished = False
+
+    async def __call__(self, message):
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif not message.get("more_body", False):
+            self.finished = True
+        await self.send(message)
+
+
 def freeze_startup_objects():
     """Move every object alive after startup out of the garbage collector's reach.
 
@@ -154,6 +172,7 @@ class GatewayApp:
     async def handle(self, scope, receive, send):
         started = time.perf_counter()
         call = None
+        send = ResponseProgress(send)
         try:
             key, operation = await authenticate(scope)
             call = Call(key, started, timezone.now())
@@ -178,13 +197,7 @@ class GatewayApp:
                     rejection.error.status, rejection.error_type
                 )
         except Exception:
-            # Record the call before the server answers 500, so a bug in the
-            # gateway still shows up in Insights.
-            key_prefix = call.key.prefix if call else "?"
-            logger.exception("Gateway call failed for key %s…", key_prefix)
-            if call is not None:
-                call.finish(500, ErrorType.OTHER)
-            raise
+            await _answer_unexpected_error(call, send)
 
     async def forward(self, call, operation, scope, payload, body, receive, send):
         key = call.key
@@ -210,6 +223,11 @@ class GatewayApp:
             raise _upstream_timeout(key) from None
         except aiohttp.ClientError as error:
             raise _upstream_unreachable(key, error) from None
+        except ValueError as error:
+            # aiohttp raises ValueError for a request it cannot send, such as
+            # a base URL with user information next to an Authorization
+            # header, or a port above 65535.
+            raise _upstream_request_failed(key, error) from None
 
         extra = [(b"x-aiw-event-id", str(call.event_id).encode())]
         if streaming and response.status < 400:
@@ -541,6 +559,8 @@ def request_stream_usage(payload):
 
 
 def _error_type_of(error):
+    if error.code == "upstream_request_failed":
+        return ErrorType.OTHER
     if error.status == 504:
         return ErrorType.TIMEOUT
     if error.status == 502:
@@ -574,6 +594,59 @@ def _upstream_unreachable(key, error):
         "api_error",
         code="upstream_unreachable",
     )
+
+
+def _upstream_request_failed(key, error):
+    logger.error(
+        "Upstream request failed for key %s… to /gateway/%s/ (provider %s): %s",
+        key.prefix,
+        key.context_path,
+        key.provider_id,
+        error,
+    )
+    return errors.GatewayError(
+        502,
+        "The gateway could not send the request to the upstream provider, most "
+        "likely because of the provider's base URL; ask a project owner or admin "
+        "to check the provider in AI Workspace.",
+        "api_error",
+        code="upstream_request_failed",
+    )
+
+
+async def _answer_unexpected_error(call, send):
+    """Log and record an exception no other branch handled, and end the response.
+
+    The client gets an OpenAI error body with status 500 unless the response
+    has already started, in which case the body is ended where it is.
+    """
+    if call is None:
+        logger.exception("Gateway call failed before its key was resolved")
+    else:
+        logger.exception(
+            "Gateway call failed for key %s… to /gateway/%s/ (event %s)",
+            call.key.prefix,
+            call.key.context_path,
+            call.event_id,
+        )
+        # Recorded first, so the call shows up in Insights even if the
+        # client has gone away and sending the error fails.
+        call.finish(500, ErrorType.OTHER)
+    if not send.started:
+        reference = f" (event {call.event_id})" if call is not None else ""
+        await _send_error(
+            send,
+            errors.GatewayError(
+                500,
+                f"The gateway failed while handling this call{reference}; the "
+                "error is in the gateway log. Retry, or report it to the "
+                "AI Workspace operators.",
+                "server_error",
+                code="internal_error",
+            ),
+        )
+    elif not send.finished:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _send_error(send, error):
