@@ -39,6 +39,8 @@ ROUTE = re.compile(r"/gateway/(?P<context_path>[^/]+)/v1/(?P<operation>.+?)/?")
 # complete, as nginx logs it.
 CLIENT_CLOSED_REQUEST = 499
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# The last sentence of the 401 messages for revoked and expired keys.
+NEW_KEY_HINT = "Generate a new key on the API Keys page of the AI Workspace dashboard."
 
 
 class Call:
@@ -83,6 +85,24 @@ class Call:
                 event_id=self.event_id,
             )
         )
+
+
+class ResponseProgress:
+    """The ASGI send callable of one call, noting whether the response began or ended."""
+
+    __slots__ = ("send", "started", "finished")
+
+    def __init__(self, send):
+        self.send = send
+        self.started = False
+        self.finished = False
+
+    async def __call__(self, message):
+        if message["type"] == "http.response.start":
+            self.started = True
+        elif not message.get("more_body", False):
+            self.finished = True
+        await self.send(message)
 
 
 def freeze_startup_objects():
@@ -152,9 +172,11 @@ class GatewayApp:
     async def handle(self, scope, receive, send):
         started = time.perf_counter()
         call = None
+        send = ResponseProgress(send)
         try:
             key, operation = await authenticate(scope)
             call = Call(key, started, timezone.now())
+            check_content_length(scope["headers"])
             body = await _read_body(receive)
             payload = parse_request(key, operation, scope["method"], body)
             rewritten = False
@@ -175,13 +197,7 @@ class GatewayApp:
                     rejection.error.status, rejection.error_type
                 )
         except Exception:
-            # Record the call before the server answers 500, so a bug in the
-            # gateway still shows up in Insights.
-            key_prefix = call.key.prefix if call else "?"
-            logger.exception("Gateway call failed for key %s…", key_prefix)
-            if call is not None:
-                call.finish(500, ErrorType.OTHER)
-            raise
+            await _answer_unexpected_error(call, send)
 
     async def forward(self, call, operation, scope, payload, body, receive, send):
         key = call.key
@@ -207,6 +223,11 @@ class GatewayApp:
             raise _upstream_timeout(key) from None
         except aiohttp.ClientError as error:
             raise _upstream_unreachable(key, error) from None
+        except ValueError as error:
+            # aiohttp raises ValueError for a request it cannot send, such as
+            # a base URL with user information next to an Authorization
+            # header, or a port above 65535.
+            raise _upstream_request_failed(key, error) from None
 
         extra = [(b"x-aiw-event-id", str(call.event_id).encode())]
         if streaming and response.status < 400:
@@ -222,6 +243,8 @@ class GatewayApp:
         finally:
             response.release()
         status = response.status
+        if operation == "models" and status == 200 and key.allowed_models:
+            content = filter_model_list(key, content)
         headers = response_headers(response) + extra
         headers.append((b"content-length", str(len(content)).encode()))
         await send(
@@ -332,18 +355,25 @@ async def authenticate(scope):
             )
         ) from None
     if key is None:
-        raise Rejected(errors.unauthorized("Invalid API key."))
+        raise Rejected(
+            errors.unauthorized(
+                "Invalid API key. Check that the whole key was sent, or generate "
+                "a new one on the API Keys page of the AI Workspace dashboard."
+            )
+        )
     if key.revoked:
         raise Rejected(
             errors.unauthorized(
-                f"API key {key.prefix}… has been revoked.", "revoked_api_key"
+                f"API key {key.prefix}… has been revoked. {NEW_KEY_HINT}",
+                "revoked_api_key",
             ),
             key,
         )
     if key.is_expired(timezone.now()):
         raise Rejected(
             errors.unauthorized(
-                f"API key {key.prefix}… has expired.", "expired_api_key"
+                f"API key {key.prefix}… has expired. {NEW_KEY_HINT}",
+                "expired_api_key",
             ),
             key,
         )
@@ -445,16 +475,14 @@ def apply_guardrails(key, operation, payload):
         "messages",
     ):
         return False
+    limit_requested = False
     for field in ("max_tokens", "max_completion_tokens"):
         requested = payload.get(field)
         if requested is None:
             continue
-        if not isinstance(requested, int) or requested > limit:
-            raise errors.bad_request(
-                f"{field}={requested!r} exceeds this proxy's limit of {limit} tokens.",
-                param=field,
-                code="max_tokens_exceeded",
-            )
+        limit_requested = True
+        check_token_limit(field, requested, limit)
+    if limit_requested:
         return False
     # A request without a limit gets the proxy's, so the guardrail holds.
     uses_new_field = key.vendor in (Vendor.OPENAI, Vendor.AZURE_OPENAI)
@@ -467,9 +495,63 @@ def apply_guardrails(key, operation, payload):
     return True
 
 
+def check_token_limit(field, requested, limit):
+    """Reject a max_tokens value that is not an integer from 1 to the proxy's limit."""
+    # bool is a subclass of int, but true is not a token count.
+    if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+        value_text = json.dumps(requested)
+        if len(value_text) > 40:
+            value_text = value_text[:40] + "…"
+        raise errors.bad_request(
+            f"{field}={value_text} is invalid; send an integer of at least 1 and at "
+            f"most this proxy's limit of {limit} tokens.",
+            param=field,
+            code="invalid_max_tokens",
+        )
+    if requested > limit:
+        raise errors.bad_request(
+            f"{field}={requested} exceeds this proxy's limit of {limit} tokens.",
+            param=field,
+            code="max_tokens_exceeded",
+        )
+
+
+def filter_model_list(key, content):
+    """Return an upstream model list reduced to the proxy's allowed models.
+
+    OpenAI, Azure OpenAI and Anthropic list models as {"data": [{"id": …}]};
+    Anthropic's first_id and last_id are set to match the reduced page. A body
+    of another shape is returned unchanged, with a warning.
+    """
+    try:
+        listing = json.loads(content)
+        models = listing["data"]
+        allowed = [
+            model
+            for model in models
+            if isinstance(model, dict) and model.get("id") in key.allowed_models
+        ]
+    except (ValueError, KeyError, TypeError):
+        logger.warning(
+            "Model list for key %s… to /gateway/%s/ is not a JSON object with a "
+            "data list; passed through without filtering",
+            key.prefix,
+            key.context_path,
+        )
+        return content
+    listing["data"] = allowed
+    if "first_id" in listing:
+        listing["first_id"] = allowed[0]["id"] if allowed else None
+    if "last_id" in listing:
+        listing["last_id"] = allowed[-1]["id"] if allowed else None
+    return json.dumps(listing).encode()
+
+
 def request_stream_usage(payload):
     """Ask the upstream for stream usage; returns True if the client did not."""
     options = payload.get("stream_options")
+    # NOTE: a stream_options that is neither an object nor null raises
+    # TypeError or ValueError here, so the client gets a 500, not a 400.
     if isinstance(options, dict) and options.get("include_usage"):
         return False
     payload["stream_options"] = dict(options or {}, include_usage=True)
@@ -477,6 +559,8 @@ def request_stream_usage(payload):
 
 
 def _error_type_of(error):
+    if error.code == "upstream_request_failed":
+        return ErrorType.OTHER
     if error.status == 504:
         return ErrorType.TIMEOUT
     if error.status == 502:
@@ -512,6 +596,59 @@ def _upstream_unreachable(key, error):
     )
 
 
+def _upstream_request_failed(key, error):
+    logger.error(
+        "Upstream request failed for key %s… to /gateway/%s/ (provider %s): %s",
+        key.prefix,
+        key.context_path,
+        key.provider_id,
+        error,
+    )
+    return errors.GatewayError(
+        502,
+        "The gateway could not send the request to the upstream provider, most "
+        "likely because of the provider's base URL; ask a project owner or admin "
+        "to check the provider in AI Workspace.",
+        "api_error",
+        code="upstream_request_failed",
+    )
+
+
+async def _answer_unexpected_error(call, send):
+    """Log and record an exception no other branch handled, and end the response.
+
+    The client gets an OpenAI error body with status 500 unless the response
+    has already started, in which case the body is ended where it is.
+    """
+    if call is None:
+        logger.exception("Gateway call failed before its key was resolved")
+    else:
+        logger.exception(
+            "Gateway call failed for key %s… to /gateway/%s/ (event %s)",
+            call.key.prefix,
+            call.key.context_path,
+            call.event_id,
+        )
+        # Recorded first, so the call shows up in Insights even if the
+        # client has gone away and sending the error fails.
+        call.finish(500, ErrorType.OTHER)
+    if not send.started:
+        reference = f" (event {call.event_id})" if call is not None else ""
+        await _send_error(
+            send,
+            errors.GatewayError(
+                500,
+                f"The gateway failed while handling this call{reference}; the "
+                "error is in the gateway log. Retry, or report it to the "
+                "AI Workspace operators.",
+                "server_error",
+                code="internal_error",
+            ),
+        )
+    elif not send.finished:
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def _send_error(send, error):
     body = error.body()
     headers = JSON_HEADERS + [(b"content-length", str(len(body)).encode())]
@@ -519,6 +656,31 @@ async def _send_error(send, error):
         {"type": "http.response.start", "status": error.status, "headers": headers}
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def check_content_length(headers):
+    """Raise a 413 GatewayError when Content-Length is above GATEWAY_MAX_BODY_BYTES.
+
+    Checked before the body is read, so a client announcing a huge body gets
+    the 413 at once instead of waiting while it sends. A missing or
+    malformed header is left to _read_body and the server.
+    """
+    for name, value in headers:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > settings.GATEWAY_MAX_BODY_BYTES:
+                raise _request_too_large()
+            return
+
+
+def _request_too_large():
+    limit = settings.GATEWAY_MAX_BODY_BYTES
+    return errors.GatewayError(
+        413,
+        f"The request body is larger than {limit:,} bytes; send less "
+        "content or raise GATEWAY_MAX_BODY_BYTES on the gateway.",
+        "invalid_request_error",
+        code="request_too_large",
+    )
 
 
 async def _read_body(receive):
@@ -532,13 +694,7 @@ async def _read_body(receive):
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise errors.GatewayError(
-                413,
-                f"The request body is larger than {limit:,} bytes; send less "
-                "content or raise GATEWAY_MAX_BODY_BYTES on the gateway.",
-                "invalid_request_error",
-                code="request_too_large",
-            )
+            raise _request_too_large()
         chunks.append(chunk)
         more = message.get("more_body", False)
     return b"".join(chunks)

@@ -19,7 +19,7 @@ from workspace.models import (
     ProviderModel,
     Vendor,
 )
-from workspace.validators import validate_upstream_url
+from workspace.validators import redact_url_user_info, validate_upstream_url
 
 
 def context_path_owner(project, context_path, exclude=None):
@@ -152,6 +152,7 @@ class ProviderForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
             )
             for field in self.fields.values():
                 field.disabled = True
+            self.initial["base_url"] = redact_url_user_info(self.instance.base_url)
         elif has_credential:
             self.fields["credential"].help_text = (
                 "A credential is stored. Leave empty to keep it, or enter a new "

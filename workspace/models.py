@@ -9,7 +9,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from workspace import crypto
-from workspace.validators import validate_upstream_url
+from workspace.validators import validate_azure_api_version, validate_upstream_url
 
 KEY_SECRET_PREFIX = "aiw-"
 # The prefix shown after creation: "aiw-" plus 8 characters of the secret.
@@ -108,6 +108,7 @@ class Provider(models.Model):
     api_version = models.CharField(
         max_length=32,
         blank=True,
+        validators=[validate_azure_api_version],
         help_text="Azure OpenAI only: the api-version query parameter, e.g. 2024-10-21.",
     )
     # Fernet token of the upstream credential; see workspace.crypto.

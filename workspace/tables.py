@@ -10,6 +10,7 @@ from django.utils.dateformat import format as date_format
 from django.utils.html import format_html
 
 from workspace.models import APIKey, AppProxy, Provider
+from workspace.validators import redact_url_user_info
 
 DATETIME_FORMAT = "Y-m-d H:i"
 
@@ -82,13 +83,14 @@ class ProviderTable(tables.Table):
         return record.get_vendor_display()
 
     def render_base_url(self, record):
+        base_url = redact_url_user_info(record.base_url)
         if record.api_version:
             return format_html(
                 '<span class="mono">{}</span><br><span class="muted">api-version {}</span>',
-                record.base_url,
+                base_url,
                 record.api_version,
             )
-        return format_html('<span class="mono">{}</span>', record.base_url)
+        return format_html('<span class="mono">{}</span>', base_url)
 
     def render_credential(self, value):
         return "Stored, encrypted" if value else "None"

@@ -9,9 +9,18 @@ because a form is the wrong place for network lookups and the answer can
 change after the check. Private ranges (10/8, 172.16/12, 192.168/16,
 127/8, fc00::/7) stay allowed: self-hosted OpenAI-compatible servers
 live there. docs/ui.md records this decision.
+
+The gateway builds each upstream URL as the base URL followed by the
+operation path (<base URL>/chat/completions), so a base URL may contain
+only a scheme (http or https), a host, a port and a path. A query string
+or fragment would come before the appended path. A user name or password
+would be shown to every project member, and aiohttp raises ValueError when
+such a URL meets the credential header the gateway sends.
 """
 
+import datetime
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -64,8 +73,18 @@ def _literal_address(name):
     return None
 
 
+UPSTREAM_SCHEMES = ("http", "https")
+# Azure OpenAI api-version values: a date with an optional suffix, such as
+# 2024-10-21 or 2024-12-01-preview.
+AZURE_API_VERSION = re.compile(r"(?P<date>\d{4}-\d{2}-\d{2})(-[a-z][a-z0-9]*)?")
+
+
 def validate_upstream_url(url):
-    """Reject a base URL whose host is a link-local or cloud metadata address."""
+    """Reject a base URL the gateway cannot append an operation path to.
+
+    Also rejects a host that is a link-local or cloud metadata address.
+    """
+    validate_upstream_url_parts(url)
     host = blocked_upstream_host(url)
     if host is not None:
         raise ValidationError(
@@ -75,3 +94,71 @@ def validate_upstream_url(url):
             code="blocked_host",
             params={"host": host},
         )
+
+
+def validate_upstream_url_parts(url):
+    """Reject a scheme other than http or https, credentials, a query or a fragment."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 (raises ValueError for a port outside 0-65535)
+    except ValueError as error:
+        raise ValidationError(
+            "The Base URL is not a valid URL (%(error)s). Enter a URL like "
+            "https://api.openai.com/v1.",
+            code="invalid_url",
+            params={"error": error},
+        ) from None
+    if parts.scheme.lower() not in UPSTREAM_SCHEMES:
+        raise ValidationError(
+            "The Base URL must start with http:// or https://, not “%(scheme)s:”.",
+            code="unsupported_scheme",
+            params={"scheme": parts.scheme},
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(
+            "The Base URL must not contain a user name or password. Remove "
+            "“user:password@” from it and enter the secret in the Upstream "
+            "credential field instead, which is stored encrypted.",
+            code="credentials_in_url",
+        )
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        raise ValidationError(
+            "The Base URL must not contain a query string (?…) or a fragment "
+            "(#…), because the gateway appends the operation path, such as "
+            "/chat/completions, to it.",
+            code="query_in_url",
+        )
+
+
+def validate_azure_api_version(value):
+    """Reject an api-version that is not a date with an optional suffix."""
+    match = AZURE_API_VERSION.fullmatch(value)
+    valid = match is not None
+    if valid:
+        try:
+            datetime.date.fromisoformat(match["date"])
+        except ValueError:
+            valid = False
+    if not valid:
+        raise ValidationError(
+            "The API version must be a date in the form YYYY-MM-DD with an "
+            "optional suffix, like 2024-10-21 or 2024-12-01-preview; "
+            "“%(value)s” is not.",
+            code="invalid_api_version",
+            params={"value": value},
+        )
+
+
+def redact_url_user_info(url):
+    """Return url with any user name and password replaced by ***.
+
+    Base URLs saved before credentials were rejected may still contain them.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"***@{host}").geturl()

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
@@ -529,3 +530,117 @@ def test_provider_list_model_count_sorts_largest_first(client, project, owner):
     assert links["Context path"] == "context_path"
     assert links["Models"] == "-model_count"
     assert links["Updated"] == "-updated_at"
+
+
+def test_provider_rejects_base_url_with_credentials(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(
+        create_url(project),
+        provider_data(base_url="http://user:pass@127.0.0.1:8501/v1"),
+    )
+
+    assert response.status_code == 200
+    assert "The Base URL must not contain a user name or password" in response.text
+    assert "Upstream credential field" in response.text
+    assert not Provider.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("ftp://127.0.0.1:8501/v1", "must start with http:// or https://"),
+        ("http://127.0.0.1:8501/v1?team=a", "must not contain a query string"),
+        ("http://127.0.0.1:8501/v1#part", "must not contain a query string"),
+    ],
+)
+def test_provider_rejects_unusable_base_url(client, project, owner, base_url, message):
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(base_url=base_url))
+
+    assert response.status_code == 200
+    assert message in response.text
+    assert not Provider.objects.exists()
+
+
+def test_provider_full_clean_rejects_credentials(project):
+    provider = ProviderFactory.build(
+        project=project, base_url="http://user:pass@127.0.0.1:8501/v1"
+    )
+
+    with pytest.raises(ValidationError) as raised:
+        provider.full_clean()
+
+    assert "base_url" in raised.value.message_dict
+
+
+def test_provider_rejects_invalid_azure_api_version(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(
+        create_url(project),
+        provider_data(
+            vendor=Vendor.AZURE_OPENAI,
+            base_url="https://acme.openai.azure.com",
+            api_version="yesterday",
+        ),
+    )
+
+    assert response.status_code == 200
+    assert "The API version must be a date in the form YYYY-MM-DD" in response.text
+    assert not Provider.objects.exists()
+
+
+def test_provider_accepts_preview_api_version(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(
+        create_url(project),
+        provider_data(
+            vendor=Vendor.AZURE_OPENAI,
+            base_url="https://acme.openai.azure.com",
+            api_version="2024-12-01-preview",
+        ),
+    )
+
+    assert response.status_code == 302
+    assert Provider.objects.get().api_version == "2024-12-01-preview"
+
+
+def test_provider_full_clean_rejects_api_version(project):
+    provider = ProviderFactory.build(
+        project=project,
+        vendor=Vendor.AZURE_OPENAI,
+        base_url="https://acme.openai.azure.com",
+        api_version="yesterday",
+    )
+
+    with pytest.raises(ValidationError) as raised:
+        provider.full_clean()
+
+    assert "api_version" in raised.value.message_dict
+
+
+def test_provider_list_hides_url_password(client, project, viewer):
+    ProviderFactory(project=project, base_url="http://user:pass@127.0.0.1:8501/v1")
+    client.force_login(viewer)
+
+    response = client.get(reverse("workspace:provider-list", args=[project.slug]))
+
+    assert response.status_code == 200
+    assert "http://***@127.0.0.1:8501/v1" in response.text
+    assert "user:pass" not in response.text
+
+
+def test_read_only_form_hides_url_password(client, project, viewer):
+    provider = ProviderFactory(
+        project=project, base_url="http://user:pass@127.0.0.1:8501/v1"
+    )
+    client.force_login(viewer)
+
+    response = client.get(edit_url(provider))
+
+    assert response.status_code == 200
+    assert "http://***@127.0.0.1:8501/v1" in response.text
+    assert "user:pass" not in response.text

@@ -3,7 +3,12 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from workspace.validators import blocked_upstream_host, validate_upstream_url
+from workspace.validators import (
+    blocked_upstream_host,
+    redact_url_user_info,
+    validate_azure_api_version,
+    validate_upstream_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +50,69 @@ def test_blocked_upstream_host_allows_other_hosts(url):
 def test_validate_upstream_url_names_the_host():
     with pytest.raises(ValidationError, match="169.254.169.254"):
         validate_upstream_url("http://169.254.169.254/v1")
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("http://user:pass@127.0.0.1:8501/v1", "credentials_in_url"),
+        ("http://token@127.0.0.1:8501/v1", "credentials_in_url"),
+        ("ftp://127.0.0.1/v1", "unsupported_scheme"),
+        ("http://127.0.0.1:8501/v1?team=a", "query_in_url"),
+        ("http://127.0.0.1:8501/v1#part", "query_in_url"),
+        ("http://127.0.0.1:8501/v1?", "query_in_url"),
+        ("http://127.0.0.1:99999/v1", "invalid_url"),
+    ],
+)
+def test_upstream_url_rejects_unusable_parts(url, code):
+    with pytest.raises(ValidationError) as raised:
+        validate_upstream_url(url)
+
+    assert raised.value.code == code
+    assert "Base URL" in raised.value.messages[0]
+
+
+def test_credentials_message_names_field():
+    with pytest.raises(ValidationError) as raised:
+        validate_upstream_url("http://user:pass@127.0.0.1:8501/v1")
+
+    message = raised.value.messages[0]
+    assert "Base URL" in message
+    assert "Upstream credential field" in message
+    assert "pass@" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.openai.com/v1", "HTTP://127.0.0.1:8501/v1", "http://[::1]:8501/v1"],
+)
+def test_upstream_url_accepts_plain_urls(url):
+    validate_upstream_url(url)
+
+
+@pytest.mark.parametrize("version", ["2024-10-21", "2024-12-01-preview"])
+def test_azure_api_version_accepts_dates(version):
+    validate_azure_api_version(version)
+
+
+@pytest.mark.parametrize(
+    "version", ["yesterday", "2024-13-01", "2024-10-21-", "24-10-21", "v1", ""]
+)
+def test_azure_api_version_rejects_other_values(version):
+    with pytest.raises(ValidationError) as raised:
+        validate_azure_api_version(version)
+
+    assert "API version" in raised.value.messages[0]
+    assert "YYYY-MM-DD" in raised.value.messages[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pass@127.0.0.1:8501/v1", "http://***@127.0.0.1:8501/v1"),
+        ("http://token@127.0.0.1/v1", "http://***@127.0.0.1/v1"),
+        ("https://api.openai.com/v1", "https://api.openai.com/v1"),
+    ],
+)
+def test_redact_url_user_info(url, shown):
+    assert redact_url_user_info(url) == shown
