@@ -54,25 +54,17 @@ def test_base_url_with_credentials_is_json_502(gateway, project, simulator):
     assert "user:pass" not in log
 
 
-def test_unexpected_error_is_json_500(gateway, openai_provider):
-    # NOTE: a stream_options that is not an object raises TypeError in the
-    # gateway. The test needs another trigger once that is rejected as a 400.
+def test_stream_options_not_object_is_400(gateway, openai_provider):
     key = APIKeyFactory(project=openai_provider.project, provider=openai_provider)
 
-    with pytest.raises(openai.InternalServerError) as raised:
+    with pytest.raises(openai.BadRequestError) as raised:
         ask(client_for(gateway, key), stream=True, stream_options=5)
 
-    assert raised.value.status_code == 500
-    assert raised.value.response.headers["content-type"] == "application/json"
-    assert set(raised.value.body) == ERROR_FIELDS
-    assert raised.value.body["code"] == "internal_error"
+    assert raised.value.body["param"] == "stream_options"
+    assert raised.value.body["code"] == "invalid_stream_options"
+    assert "not 5." in raised.value.body["message"]
     [event] = wait_for_events(key=key)
-    assert str(event.event_id) in raised.value.body["message"]
-    assert event.status_code == 500
-    assert event.error_type == ErrorType.OTHER
-    assert f"key {key.prefix}… to /gateway/{openai_provider.context_path}/" in (
-        gateway.log_text()
-    )
+    assert event.status_code == 400
 
 
 def send_raw_request(server, path, headers, body, timeout=5):
