@@ -198,7 +198,7 @@ class GatewayApp:
                 )
         except Exception:
             # NOTE: no known request reaches this branch, so no test covers
-            # it. It exists so that a bug answers in the OpenAI error shape.
+            # it. It exists so that a bug still gets a response in the OpenAI error shape.
             await _answer_unexpected_error(call, send)
 
     async def forward(self, call, operation, scope, payload, body, receive, send):
