@@ -3,8 +3,7 @@
 from urllib.parse import urlsplit
 
 from django import forms
-from django.db.models import Q, Value
-from django.db.models.functions import Lower
+from django.db.models import Q
 from django.forms import inlineformset_factory
 from django.utils import timezone
 
@@ -19,6 +18,7 @@ from workspace.models import (
     ProviderModel,
     Vendor,
 )
+from workspace.names import find_same_name, validate_visible_name
 from workspace.validators import validate_upstream_url
 
 
@@ -41,23 +41,23 @@ def context_path_owner(project, context_path, exclude=None):
 def find_by_name(model, project, name, exclude=None):
     """Return the project's provider or proxy named name, ignoring case.
 
-    Lower() on both sides matches the constraints provider_unique_name_ci
-    and proxy_unique_name_ci.
+    Names are compared by workspace.names.name_key, which is stricter than
+    the constraints provider_unique_name_ci and proxy_unique_name_ci.
     """
-    queryset = (
-        model.objects.filter(project=project)
-        .annotate(name_lower=Lower("name"))
-        .filter(name_lower=Lower(Value(name)))
-    )
-    if exclude is not None and exclude.pk:
-        queryset = queryset.exclude(pk=exclude.pk)
-    return queryset.first()
+    return find_same_name(model.objects.filter(project=project), name, exclude=exclude)
 
 
 class UniqueNameMixin:
-    """Form mixin that rejects a name used by another provider or proxy."""
+    """Form mixin that rejects a name used by another provider or proxy.
+
+    It also rejects a name without a visible character before the lookup.
+    """
 
     kind_with_article = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["name"].validators.append(validate_visible_name)
 
     def clean_name(self):
         # CharField has already stripped surrounding whitespace.
@@ -443,6 +443,7 @@ def resolve_target(project, value):
 class APIKeyForm(forms.Form):
     name = forms.CharField(
         max_length=255,
+        validators=[validate_visible_name],
         help_text="Say who or what uses this key.",
         error_messages={"required": "Enter a name for the key."},
     )

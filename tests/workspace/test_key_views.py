@@ -498,3 +498,17 @@ def test_key_list_times_name_their_zone(client, project, owner):
     response = client.get(reverse("workspace:key-list", args=[project.slug]))
 
     assert '2026-03-01<br><span class="muted">18:45 UTC</span>' in response.text
+
+
+def test_key_create_rejects_invisible_name(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_key(client, project, provider, name="\u200b\u200c")
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["name"] == [
+        "The name contains only spaces or invisible characters (U+200B, U+200C). "
+        "Enter a name with at least one visible letter, digit or symbol."
+    ]
+    assert not APIKey.objects.exists()

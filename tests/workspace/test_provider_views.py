@@ -529,3 +529,26 @@ def test_provider_list_model_count_sorts_largest_first(client, project, owner):
     assert links["Context path"] == "context_path"
     assert links["Models"] == "-model_count"
     assert links["Updated"] == "-updated_at"
+
+
+def test_provider_rejects_name_in_unicode_other_case(client, project, owner):
+    ProviderFactory(project=project, name="ÉCOLE")
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(name="école"))
+
+    assert response.status_code == 200
+    assert "A provider named “ÉCOLE” already exists" in response.text
+    assert Provider.objects.count() == 1
+
+
+def test_provider_rejects_invisible_name(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(name="\u2060"))
+
+    assert response.context["form"].errors["name"] == [
+        "The name contains only spaces or invisible characters (U+2060). "
+        "Enter a name with at least one visible letter, digit or symbol."
+    ]
+    assert not Provider.objects.exists()
