@@ -3,13 +3,13 @@
 from django import forms
 
 from genai_apps.models import APPLICATION_NAME_MAX_LENGTH, GenAIApplication
-from workspace.forms import KeySearchForm
+from workspace.forms import FieldMessagesMixin, KeySearchForm
 from workspace.ids import MAX_ID
 from workspace.models import APIKey, KeyStatus
 from workspace.names import find_same_name, validate_visible_name
 
 
-class ApplicationForm(forms.ModelForm):
+class ApplicationForm(FieldMessagesMixin, forms.ModelForm):
     class Meta:
         model = GenAIApplication
         fields = ["name", "description"]
@@ -22,7 +22,7 @@ class ApplicationForm(forms.ModelForm):
                 "required": "Enter a name for the application.",
                 "max_length": "The name is too long: use at most %(limit_value)d "
                 "characters (it has %(show_value)d).",
-            }
+            },
         }
 
     def __init__(self, *args, project, **kwargs):

@@ -5,7 +5,9 @@ from urllib.parse import urlsplit
 from django import forms
 from django.db.models import Q
 from django.forms import inlineformset_factory
+from django.forms.utils import pretty_name
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from workspace.ids import parse_id
 from workspace.models import (
@@ -20,6 +22,30 @@ from workspace.models import (
 )
 from workspace.names import find_same_name, validate_visible_name
 from workspace.validators import validate_upstream_url
+
+
+class FieldMessagesMixin:
+    """Form mixin whose length and null-character errors name the field.
+
+    Django's defaults ("Ensure this value has at most 255 characters (it
+    has 300).", "Null characters are not allowed.") name neither the field
+    nor the fix. Messages that a form sets itself are kept.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            label = field.label or pretty_name(name)
+            field.error_messages.setdefault(
+                "max_length",
+                f"{label} is too long: enter at most %(limit_value)d characters "
+                "(it has %(show_value)d).",
+            )
+            field.error_messages.setdefault(
+                "null_characters_not_allowed",
+                f"{label} contains a null character (U+0000), which cannot be "
+                "stored; remove it.",
+            )
 
 
 def context_path_owner(project, context_path, exclude=None):
@@ -96,7 +122,9 @@ BASE_URL_HELP = (
 )
 
 
-class ProviderForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
+class ProviderForm(
+    FieldMessagesMixin, UniqueNameMixin, ContextPathMixin, forms.ModelForm
+):
     kind_with_article = "A provider"
     base_url = forms.URLField(
         label="Base URL",
@@ -225,7 +253,36 @@ def format_price(value):
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-class ProviderModelForm(forms.ModelForm):
+# Names of the price fields of a model row, as its error messages call them.
+PRICE_NAMES = {
+    "input_price": "input price",
+    "cached_input_price": "cached input price",
+    "output_price": "output price",
+    "cache_write_price": "cache write price",
+}
+
+
+def price_error_messages(price_name, model_name):
+    """Return the error messages of one price field of the row for model_name."""
+    if model_name:
+        subject = f"The {price_name} of “{model_name}”"
+    else:
+        subject = f"The {price_name} of a row without a model"
+    hint = "in US dollars per 1M tokens, like 2.50, or leave it empty if unknown"
+    too_precise = (
+        f"{subject} has too many digits: enter at most 8 digits before the "
+        f"decimal point and 6 after it, {hint}."
+    )
+    return {
+        "invalid": f"{subject} is not a number: enter it {hint}.",
+        "min_value": f"{subject} cannot be negative: enter 0 or more {hint}.",
+        "max_digits": too_precise,
+        "max_decimal_places": too_precise,
+        "max_whole_digits": too_precise,
+    }
+
+
+class ProviderModelForm(FieldMessagesMixin, forms.ModelForm):
     class Meta:
         model = ProviderModel
         fields = [
@@ -246,12 +303,27 @@ class ProviderModelForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["name"].widget.attrs["placeholder"] = "e.g. gpt-4o-mini"
+        self.fields["name"].error_messages["required"] = (
+            "Enter the model id, like gpt-4o-mini, or clear this row's prices."
+        )
+        model_name = self._submitted_model_name()
         for name in PRICE_FIELDS:
+            self.fields[name].error_messages.update(
+                price_error_messages(PRICE_NAMES[name], model_name)
+            )
             self.fields[name].widget.attrs["placeholder"] = "unknown"
             value = self.initial.get(name)
             if value is not None:
                 # Show 2.5, not the stored 2.500000.
                 self.initial[name] = format_price(value)
+
+    def _submitted_model_name(self):
+        """Return the row's model name as submitted, or as stored when unbound."""
+        if self.is_bound:
+            name = self.data.get(self.add_prefix("name"), "")
+        else:
+            name = self.initial.get("name") or ""
+        return Truncator(str(name).strip()).chars(80)
 
     def clean_name(self):
         return self.cleaned_data["name"].strip()
@@ -328,7 +400,9 @@ def _models_by_provider(project):
     }
 
 
-class AppProxyForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
+class AppProxyForm(
+    FieldMessagesMixin, UniqueNameMixin, ContextPathMixin, forms.ModelForm
+):
     kind_with_article = "An App LLM Proxy"
     allowed_models = forms.MultipleChoiceField(
         required=False,
@@ -440,7 +514,26 @@ def resolve_target(project, value):
     return None, None
 
 
-class APIKeyForm(forms.Form):
+class ExpiryField(forms.DateTimeField):
+    """A DateTimeField whose "invalid" message can show the rejected text.
+
+    A date that does not exist, like 2026-02-30T10:00, is invalid too.
+    """
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError as error:
+            if error.code != "invalid":
+                raise
+            raise forms.ValidationError(
+                self.error_messages["invalid"],
+                code="invalid",
+                params={"value": Truncator(str(value)).chars(40)},
+            ) from error
+
+
+class APIKeyForm(FieldMessagesMixin, forms.Form):
     name = forms.CharField(
         max_length=255,
         validators=[validate_visible_name],
@@ -455,11 +548,16 @@ class APIKeyForm(forms.Form):
             "required": "Choose the provider or proxy this key may call.",
         },
     )
-    expires_at = forms.DateTimeField(
+    expires_at = ExpiryField(
         label="Expires at (UTC)",
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         help_text="Leave empty for a key that does not expire.",
+        error_messages={
+            "invalid": "Expires at: “%(value)s” is not a valid date and time. "
+            "Enter one like 2026-03-31 18:00 (UTC), or leave the field empty "
+            "for a key that does not expire."
+        },
     )
 
     def __init__(self, *args, project, **kwargs):

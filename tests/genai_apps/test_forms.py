@@ -212,3 +212,16 @@ def test_application_form_accepts_name_with_joiner(project):
     form = application_form(project, "Team 👩\u200d💻")
 
     assert form.is_valid()
+
+
+def test_application_form_names_field_with_null_character(project):
+    form = application_form(project, "Support\x00Bot", description="a\x00b")
+
+    assert not form.is_valid()
+    assert form.errors["name"] == [
+        "Name contains a null character (U+0000), which cannot be stored; remove it."
+    ]
+    assert form.errors["description"] == [
+        "Description contains a null character (U+0000), which cannot be stored; "
+        "remove it."
+    ]

@@ -2,6 +2,7 @@ import datetime
 import html
 from urllib.parse import urlencode
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -510,5 +511,31 @@ def test_key_create_rejects_invisible_name(client, project, owner):
     assert response.context["form"].errors["name"] == [
         "The name contains only spaces or invisible characters (U+200B, U+200C). "
         "Enter a name with at least one visible letter, digit or symbol."
+    ]
+    assert not APIKey.objects.exists()
+
+
+def test_key_create_names_field_of_too_long_name(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_key(client, project, provider, name="k" * 300)
+
+    assert response.context["form"].errors["name"] == [
+        "Name is too long: enter at most 255 characters (it has 300)."
+    ]
+
+
+@pytest.mark.parametrize("expires_at", ["2026-02-30T10:00", "next week"])
+def test_key_create_names_invalid_expiry(client, project, owner, expires_at):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_key(client, project, provider, expires_at=expires_at)
+
+    assert response.context["form"].errors["expires_at"] == [
+        f"Expires at: “{expires_at}” is not a valid date and time. Enter one like "
+        "2026-03-31 18:00 (UTC), or leave the field empty for a key that does not "
+        "expire."
     ]
     assert not APIKey.objects.exists()

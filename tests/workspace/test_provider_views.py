@@ -552,3 +552,45 @@ def test_provider_rejects_invisible_name(client, project, owner):
         "Enter a name with at least one visible letter, digit or symbol."
     ]
     assert not Provider.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        (
+            "-1",
+            "The input price of “gpt-4o-mini” cannot be negative: enter 0 or more "
+            "in US dollars per 1M tokens, like 2.50, or leave it empty if unknown.",
+        ),
+        (
+            "two",
+            "The input price of “gpt-4o-mini” is not a number: enter it in US "
+            "dollars per 1M tokens, like 2.50, or leave it empty if unknown.",
+        ),
+        (
+            "0.0000001",
+            "The input price of “gpt-4o-mini” has too many digits: enter at most 8 "
+            "digits before the decimal point and 6 after it, in US dollars per 1M "
+            "tokens, like 2.50, or leave it empty if unknown.",
+        ),
+    ],
+)
+def test_provider_price_errors_name_model(client, project, owner, price, message):
+    client.force_login(owner)
+
+    response = client.post(
+        create_url(project), provider_data(**{"models-0-input_price": price})
+    )
+
+    assert response.context["formset"].forms[0].errors["input_price"] == [message]
+    assert not Provider.objects.exists()
+
+
+def test_provider_names_field_of_too_long_api_version(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(api_version="v" * 40))
+
+    assert response.context["form"].errors["api_version"] == [
+        "API version is too long: enter at most 32 characters (it has 40)."
+    ]
