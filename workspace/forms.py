@@ -597,8 +597,16 @@ class APIKeyForm(FieldMessagesMixin, forms.Form):
 class KeySearchForm(forms.Form):
     """Search by name or prefix and a provider/proxy filter over API keys.
 
-    Invalid values are ignored, so a stale link shows the unfiltered list.
+    A filter value that matches nothing in the project, like a stale link
+    to a deleted proxy, selects no keys instead of being dropped, and
+    `invalid_filters` lists a message for each such value.
     """
+
+    # Messages for filter values that are not choices, formatted with {value}.
+    invalid_filter_messages = {
+        "target": "Provider or proxy filter: “{value}” is not a provider or App "
+        "LLM Proxy of this project.",
+    }
 
     q = forms.CharField(
         label="Search",
@@ -617,9 +625,24 @@ class KeySearchForm(forms.Form):
             *target_choices(project),
         ]
 
+    def full_clean(self):
+        super().full_clean()
+        self.invalid_filters = []
+        for name in self.invalid_filter_messages:
+            if name not in self.errors:
+                continue
+            value = self.data.get(self.add_prefix(name), "")
+            shown = Truncator(value).chars(40)
+            self.invalid_filters.append(
+                self.invalid_filter_messages[name].format(value=shown)
+            )
+            # Keep the value selected, so the select shows why no key is listed.
+            field = self.fields[name]
+            field.widget.choices = [*field.choices, (value, f"Unknown: {shown}")]
+
     def filter(self, queryset):
         if not self.is_valid():
-            return queryset
+            return queryset.none()
 
         query = self.cleaned_data["q"].strip()
         if query:
@@ -640,6 +663,14 @@ class KeyFilterForm(KeySearchForm):
     )
     application = forms.ChoiceField(required=False)
 
+    invalid_filter_messages = {
+        **KeySearchForm.invalid_filter_messages,
+        "status": "Status filter: “{value}” is not a key status; choose active, "
+        "revoked or expired.",
+        "application": "Application filter: “{value}” is not an application of "
+        "this project; it may have been deleted.",
+    }
+
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, project=project, **kwargs)
         self.fields["application"].choices = [
@@ -651,7 +682,7 @@ class KeyFilterForm(KeySearchForm):
     def filter(self, queryset):
         queryset = super().filter(queryset)
         if not self.is_valid():
-            return queryset
+            return queryset.none()
 
         if self.cleaned_data["status"]:
             queryset = queryset.with_status(self.cleaned_data["status"])

@@ -594,3 +594,15 @@ def test_provider_names_field_of_too_long_api_version(client, project, owner):
     assert response.context["form"].errors["api_version"] == [
         "API version is too long: enter at most 32 characters (it has 40)."
     ]
+
+
+def test_provider_list_page_below_one_shows_first(client, project, owner):
+    for index in range(26):
+        ProviderFactory(project=project, name=f"Provider {index:02d}")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:provider-list", args=[project.slug]), {"page": "-1"}
+    )
+
+    assert response.context["table"].page.number == 1

@@ -289,3 +289,14 @@ def test_proxy_delete_logs_its_id(client, project, teammate, caplog):
         client.post(proxy_delete_url(proxy))
 
     assert f"App LLM Proxy {proxy_id} deleted in project acme" in caplog.text
+
+
+def test_proxy_list_page_below_one_shows_first(client, project, owner):
+    AppProxyFactory.create_batch(26, project=project)
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:proxy-list", args=[project.slug]), {"page": "0"}
+    )
+
+    assert response.context["table"].page.number == 1
