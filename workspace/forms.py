@@ -492,13 +492,21 @@ class AppProxyForm(
 
 
 def target_choices(project):
-    """Providers and proxies of the project as grouped "kind:id" choices."""
-    providers = Provider.objects.filter(project=project).only("name")
-    proxies = AppProxy.objects.filter(project=project).only("name")
+    """Providers and proxies of the project as grouped "kind:id" choices.
+
+    Labels show the context path too, like "OpenAI (/openai)", because the
+    gateway URL and the docs name a target by its context path.
+    """
+    providers = Provider.objects.filter(project=project).only("name", "context_path")
+    proxies = AppProxy.objects.filter(project=project).only("name", "context_path")
     return [
-        ("LLM Providers", [(f"provider:{p.pk}", p.name) for p in providers]),
-        ("App LLM Proxies", [(f"proxy:{p.pk}", p.name) for p in proxies]),
+        ("LLM Providers", [(f"provider:{p.pk}", target_label(p)) for p in providers]),
+        ("App LLM Proxies", [(f"proxy:{p.pk}", target_label(p)) for p in proxies]),
     ]
+
+
+def target_label(target):
+    return f"{target.name} (/{target.context_path})"
 
 
 def resolve_target(project, value):

@@ -627,3 +627,14 @@ def test_key_list_page_below_one_shows_first(client, project, owner, page):
 
     assert response.context["table"].page.number == 1
     assert "The requested page does not exist; showing page 1 of 2." in response.text
+
+
+def test_key_form_labels_targets_with_context_path(client, project, owner):
+    ProviderFactory(project=project, name="OpenAI", context_path="openai")
+    AppProxyFactory(project=project, name="Support proxy", context_path="support")
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:key-create", args=[project.slug]))
+
+    assert ">OpenAI (/openai)</option>" in response.text
+    assert ">Support proxy (/support)</option>" in response.text
