@@ -15,6 +15,7 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
+from genai_apps.forms import find_live_application_by_name
 from genai_apps.models import (
     GenAIApplication,
     KeyMapping,
@@ -351,16 +352,12 @@ class GenAIApplicationAdminForm(forms.ModelForm):
         name = cleaned_data.get("name")
         if project is None or not name:
             return cleaned_data
-        duplicates = (
-            GenAIApplication.objects.live()
-            .filter(project=project, name__iexact=name)
-            .exclude(pk=self.instance.pk)
-        )
-        if duplicates.exists():
+        existing = find_live_application_by_name(project, name, exclude=self.instance)
+        if existing is not None:
             self.add_error(
                 "name",
-                f"An application named “{name}” already exists in the project "
-                f"“{project}”. Choose another name.",
+                f"An application named “{existing.name}” already exists in the "
+                f"project “{project}”. Choose another name.",
             )
         return cleaned_data
 

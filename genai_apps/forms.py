@@ -1,16 +1,15 @@
 """Forms for GenAI applications and for attaching keys to them."""
 
 from django import forms
-from django.db.models import Value
-from django.db.models.functions import Lower
 
 from genai_apps.models import APPLICATION_NAME_MAX_LENGTH, GenAIApplication
-from workspace.forms import KeySearchForm
+from workspace.forms import FieldMessagesMixin, KeySearchForm
 from workspace.ids import MAX_ID
 from workspace.models import APIKey, KeyStatus
+from workspace.names import find_same_name, validate_visible_name
 
 
-class ApplicationForm(forms.ModelForm):
+class ApplicationForm(FieldMessagesMixin, forms.ModelForm):
     class Meta:
         model = GenAIApplication
         fields = ["name", "description"]
@@ -23,13 +22,14 @@ class ApplicationForm(forms.ModelForm):
                 "required": "Enter a name for the application.",
                 "max_length": "The name is too long: use at most %(limit_value)d "
                 "characters (it has %(show_value)d).",
-            }
+            },
         }
 
     def __init__(self, *args, project, **kwargs):
         self.project = project
         super().__init__(*args, **kwargs)
         self.instance.project = project
+        self.fields["name"].validators.append(validate_visible_name)
         self.fields["name"].widget.attrs.update(
             {"autofocus": True, "autocomplete": "off"}
         )
@@ -53,18 +53,12 @@ class ApplicationForm(forms.ModelForm):
 def find_live_application_by_name(project, name, exclude=None):
     """Return the project's live application whose name equals name, ignoring case.
 
-    Lower() on both sides matches the database constraint
-    application_unique_name_ci, which also ignores deleted applications.
+    Names are compared by workspace.names.name_key, which folds every
+    letter on SQLite too; the database constraint application_unique_name_ci
+    compares Lower() and also ignores deleted applications.
     """
-    applications = (
-        GenAIApplication.objects.live()
-        .filter(project=project)
-        .annotate(name_lower=Lower("name"))
-        .filter(name_lower=Lower(Value(name)))
-    )
-    if exclude is not None and exclude.pk:
-        applications = applications.exclude(pk=exclude.pk)
-    return applications.first()
+    applications = GenAIApplication.objects.live().filter(project=project)
+    return find_same_name(applications, name, exclude=exclude)
 
 
 class KeyIdsField(forms.Field):

@@ -4,6 +4,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from workspace.models import APIKey, Project
+from workspace.names import validate_visible_name
 
 APPLICATION_NAME_MAX_LENGTH = 255
 
@@ -23,7 +24,9 @@ class GenAIApplication(models.Model):
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="applications"
     )
-    name = models.CharField(max_length=APPLICATION_NAME_MAX_LENGTH)
+    name = models.CharField(
+        max_length=APPLICATION_NAME_MAX_LENGTH, validators=[validate_visible_name]
+    )
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

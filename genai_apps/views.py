@@ -20,6 +20,7 @@ from genai_apps.tables import ApplicationTable, HistoryTable, MappedKeyTable
 from workspace.access import get_membership, require_editor
 from workspace.ids import parse_id
 from workspace.models import APIKey
+from workspace.pagination import paginate_options
 from workspace.rendering import render_page
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def application_list(request, project_slug):
     table = ApplicationTable(
         applications, project_slug=project_slug, attach_key=attach_key, order_by="name"
     )
-    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    RequestConfig(request, paginate=paginate_options(PER_PAGE)).configure(table)
 
     context = {
         "table": table,
@@ -158,7 +159,7 @@ def _keys_and_history(request, application, can_edit):
         "actor"
     )
     history_table = HistoryTable(events, prefix="history-")
-    RequestConfig(request, paginate={"per_page": HISTORY_PER_PAGE}).configure(
+    RequestConfig(request, paginate=paginate_options(HISTORY_PER_PAGE)).configure(
         history_table
     )
     return {

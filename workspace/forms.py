@@ -3,10 +3,11 @@
 from urllib.parse import urlsplit
 
 from django import forms
-from django.db.models import Q, Value
-from django.db.models.functions import Lower
+from django.db.models import Q
 from django.forms import inlineformset_factory
+from django.forms.utils import pretty_name
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from workspace.ids import parse_id
 from workspace.models import (
@@ -19,7 +20,32 @@ from workspace.models import (
     ProviderModel,
     Vendor,
 )
+from workspace.names import find_same_name, validate_visible_name
 from workspace.validators import redact_url_user_info, validate_upstream_url
+
+
+class FieldMessagesMixin:
+    """Form mixin whose length and null-character errors name the field.
+
+    Django's defaults ("Ensure this value has at most 255 characters (it
+    has 300).", "Null characters are not allowed.") name neither the field
+    nor the fix. Messages that a form sets itself are kept.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            label = field.label or pretty_name(name)
+            field.error_messages.setdefault(
+                "max_length",
+                f"{label} is too long: enter at most %(limit_value)d characters "
+                "(it has %(show_value)d).",
+            )
+            field.error_messages.setdefault(
+                "null_characters_not_allowed",
+                f"{label} contains a null character (U+0000), which cannot be "
+                "stored; remove it.",
+            )
 
 
 def context_path_owner(project, context_path, exclude=None):
@@ -41,23 +67,23 @@ def context_path_owner(project, context_path, exclude=None):
 def find_by_name(model, project, name, exclude=None):
     """Return the project's provider or proxy named name, ignoring case.
 
-    Lower() on both sides matches the constraints provider_unique_name_ci
-    and proxy_unique_name_ci.
+    Names are compared by workspace.names.name_key, which is stricter than
+    the constraints provider_unique_name_ci and proxy_unique_name_ci.
     """
-    queryset = (
-        model.objects.filter(project=project)
-        .annotate(name_lower=Lower("name"))
-        .filter(name_lower=Lower(Value(name)))
-    )
-    if exclude is not None and exclude.pk:
-        queryset = queryset.exclude(pk=exclude.pk)
-    return queryset.first()
+    return find_same_name(model.objects.filter(project=project), name, exclude=exclude)
 
 
 class UniqueNameMixin:
-    """Form mixin that rejects a name used by another provider or proxy."""
+    """Form mixin that rejects a name used by another provider or proxy.
+
+    It also rejects a name without a visible character before the lookup.
+    """
 
     kind_with_article = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["name"].validators.append(validate_visible_name)
 
     def clean_name(self):
         # CharField has already stripped surrounding whitespace.
@@ -96,7 +122,9 @@ BASE_URL_HELP = (
 )
 
 
-class ProviderForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
+class ProviderForm(
+    FieldMessagesMixin, UniqueNameMixin, ContextPathMixin, forms.ModelForm
+):
     kind_with_article = "A provider"
     base_url = forms.URLField(
         label="Base URL",
@@ -226,7 +254,36 @@ def format_price(value):
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-class ProviderModelForm(forms.ModelForm):
+# Names of the price fields of a model row, as its error messages call them.
+PRICE_NAMES = {
+    "input_price": "input price",
+    "cached_input_price": "cached input price",
+    "output_price": "output price",
+    "cache_write_price": "cache write price",
+}
+
+
+def price_error_messages(price_name, model_name):
+    """Return the error messages of one price field of the row for model_name."""
+    if model_name:
+        subject = f"The {price_name} of “{model_name}”"
+    else:
+        subject = f"The {price_name} of a row without a model"
+    hint = "in US dollars per 1M tokens, like 2.50, or leave it empty if unknown"
+    too_precise = (
+        f"{subject} has too many digits: enter at most 8 digits before the "
+        f"decimal point and 6 after it, {hint}."
+    )
+    return {
+        "invalid": f"{subject} is not a number: enter it {hint}.",
+        "min_value": f"{subject} cannot be negative: enter 0 or more {hint}.",
+        "max_digits": too_precise,
+        "max_decimal_places": too_precise,
+        "max_whole_digits": too_precise,
+    }
+
+
+class ProviderModelForm(FieldMessagesMixin, forms.ModelForm):
     class Meta:
         model = ProviderModel
         fields = [
@@ -247,12 +304,27 @@ class ProviderModelForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["name"].widget.attrs["placeholder"] = "e.g. gpt-4o-mini"
+        self.fields["name"].error_messages["required"] = (
+            "Enter the model id, like gpt-4o-mini, or clear this row's prices."
+        )
+        model_name = self._submitted_model_name()
         for name in PRICE_FIELDS:
+            self.fields[name].error_messages.update(
+                price_error_messages(PRICE_NAMES[name], model_name)
+            )
             self.fields[name].widget.attrs["placeholder"] = "unknown"
             value = self.initial.get(name)
             if value is not None:
                 # Show 2.5, not the stored 2.500000.
                 self.initial[name] = format_price(value)
+
+    def _submitted_model_name(self):
+        """Return the row's model name as submitted, or as stored when unbound."""
+        if self.is_bound:
+            name = self.data.get(self.add_prefix("name"), "")
+        else:
+            name = self.initial.get("name") or ""
+        return Truncator(str(name).strip()).chars(80)
 
     def clean_name(self):
         return self.cleaned_data["name"].strip()
@@ -329,7 +401,9 @@ def _models_by_provider(project):
     }
 
 
-class AppProxyForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
+class AppProxyForm(
+    FieldMessagesMixin, UniqueNameMixin, ContextPathMixin, forms.ModelForm
+):
     kind_with_article = "An App LLM Proxy"
     allowed_models = forms.MultipleChoiceField(
         required=False,
@@ -419,13 +493,21 @@ class AppProxyForm(UniqueNameMixin, ContextPathMixin, forms.ModelForm):
 
 
 def target_choices(project):
-    """Providers and proxies of the project as grouped "kind:id" choices."""
-    providers = Provider.objects.filter(project=project).only("name")
-    proxies = AppProxy.objects.filter(project=project).only("name")
+    """Providers and proxies of the project as grouped "kind:id" choices.
+
+    Labels show the context path too, like "OpenAI (/openai)", because the
+    gateway URL and the docs name a target by its context path.
+    """
+    providers = Provider.objects.filter(project=project).only("name", "context_path")
+    proxies = AppProxy.objects.filter(project=project).only("name", "context_path")
     return [
-        ("LLM Providers", [(f"provider:{p.pk}", p.name) for p in providers]),
-        ("App LLM Proxies", [(f"proxy:{p.pk}", p.name) for p in proxies]),
+        ("LLM Providers", [(f"provider:{p.pk}", target_label(p)) for p in providers]),
+        ("App LLM Proxies", [(f"proxy:{p.pk}", target_label(p)) for p in proxies]),
     ]
+
+
+def target_label(target):
+    return f"{target.name} (/{target.context_path})"
 
 
 def resolve_target(project, value):
@@ -441,9 +523,29 @@ def resolve_target(project, value):
     return None, None
 
 
-class APIKeyForm(forms.Form):
+class ExpiryField(forms.DateTimeField):
+    """A DateTimeField whose "invalid" message can show the rejected text.
+
+    A date that does not exist, like 2026-02-30T10:00, is invalid too.
+    """
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except forms.ValidationError as error:
+            if error.code != "invalid":
+                raise
+            raise forms.ValidationError(
+                self.error_messages["invalid"],
+                code="invalid",
+                params={"value": Truncator(str(value)).chars(40)},
+            ) from error
+
+
+class APIKeyForm(FieldMessagesMixin, forms.Form):
     name = forms.CharField(
         max_length=255,
+        validators=[validate_visible_name],
         help_text="Say who or what uses this key.",
         error_messages={"required": "Enter a name for the key."},
     )
@@ -455,11 +557,16 @@ class APIKeyForm(forms.Form):
             "required": "Choose the provider or proxy this key may call.",
         },
     )
-    expires_at = forms.DateTimeField(
+    expires_at = ExpiryField(
         label="Expires at (UTC)",
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         help_text="Leave empty for a key that does not expire.",
+        error_messages={
+            "invalid": "Expires at: “%(value)s” is not a valid date and time. "
+            "Enter one like 2026-03-31 18:00 (UTC), or leave the field empty "
+            "for a key that does not expire."
+        },
     )
 
     def __init__(self, *args, project, **kwargs):
@@ -499,8 +606,16 @@ class APIKeyForm(forms.Form):
 class KeySearchForm(forms.Form):
     """Search by name or prefix and a provider/proxy filter over API keys.
 
-    Invalid values are ignored, so a stale link shows the unfiltered list.
+    A filter value that matches nothing in the project, like a stale link
+    to a deleted proxy, selects no keys instead of being dropped, and
+    `invalid_filters` lists a message for each such value.
     """
+
+    # Messages for filter values that are not choices, formatted with {value}.
+    invalid_filter_messages = {
+        "target": "Provider or proxy filter: “{value}” is not a provider or App "
+        "LLM Proxy of this project.",
+    }
 
     q = forms.CharField(
         label="Search",
@@ -519,9 +634,24 @@ class KeySearchForm(forms.Form):
             *target_choices(project),
         ]
 
+    def full_clean(self):
+        super().full_clean()
+        self.invalid_filters = []
+        for name in self.invalid_filter_messages:
+            if name not in self.errors:
+                continue
+            value = self.data.get(self.add_prefix(name), "")
+            shown = Truncator(value).chars(40)
+            self.invalid_filters.append(
+                self.invalid_filter_messages[name].format(value=shown)
+            )
+            # Keep the value selected, so the select shows why no key is listed.
+            field = self.fields[name]
+            field.widget.choices = [*field.choices, (value, f"Unknown: {shown}")]
+
     def filter(self, queryset):
         if not self.is_valid():
-            return queryset
+            return queryset.none()
 
         query = self.cleaned_data["q"].strip()
         if query:
@@ -542,6 +672,14 @@ class KeyFilterForm(KeySearchForm):
     )
     application = forms.ChoiceField(required=False)
 
+    invalid_filter_messages = {
+        **KeySearchForm.invalid_filter_messages,
+        "status": "Status filter: “{value}” is not a key status; choose active, "
+        "revoked or expired.",
+        "application": "Application filter: “{value}” is not an application of "
+        "this project; it may have been deleted.",
+    }
+
     def __init__(self, *args, project, **kwargs):
         super().__init__(*args, project=project, **kwargs)
         self.fields["application"].choices = [
@@ -553,7 +691,7 @@ class KeyFilterForm(KeySearchForm):
     def filter(self, queryset):
         queryset = super().filter(queryset)
         if not self.is_valid():
-            return queryset
+            return queryset.none()
 
         if self.cleaned_data["status"]:
             queryset = queryset.with_status(self.cleaned_data["status"])

@@ -9,6 +9,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from workspace import crypto
+from workspace.names import validate_visible_name
 from workspace.validators import validate_azure_api_version, validate_upstream_url
 
 KEY_SECRET_PREFIX = "aiw-"
@@ -36,7 +37,7 @@ MANAGER_ROLES = frozenset({Role.OWNER, Role.ADMIN})
 
 
 class Project(models.Model):
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[validate_visible_name])
     slug = models.SlugField(max_length=63, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -97,7 +98,7 @@ class Provider(models.Model):
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="providers"
     )
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[validate_visible_name])
     context_path = models.CharField(
         max_length=63,
         validators=[context_path_validator],
@@ -219,7 +220,7 @@ class AppProxy(models.Model):
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="proxies"
     )
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[validate_visible_name])
     context_path = models.CharField(
         max_length=63,
         validators=[context_path_validator],
@@ -328,7 +329,7 @@ class APIKey(models.Model):
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="api_keys"
     )
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, validators=[validate_visible_name])
     provider = models.ForeignKey(
         Provider,
         on_delete=models.PROTECT,

@@ -1,5 +1,6 @@
 """django-tables2 tables for providers, App LLM Proxies and API keys."""
 
+import re
 from urllib.parse import urlencode
 
 import django_tables2 as tables
@@ -7,7 +8,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from workspace.models import APIKey, AppProxy, Provider
 from workspace.validators import redact_url_user_info
@@ -39,10 +41,28 @@ class WhenColumn(tables.DateTimeColumn):
         )
 
 
+def render_path_breaking_at_slashes(text, code=False):
+    """Return a URL or path as HTML that may wrap only after a slash.
+
+    A line break inside a host, port or path segment ("127.0.0.1:850" over
+    "1") reads as a different value, so each run up to and including its
+    slashes is kept on one line (the .path-segments rule in app.css).
+    """
+    segments = re.findall(r"[^/]*/+|[^/]+", text)
+    html = format_html_join(
+        mark_safe("<wbr>"), "<span>{}</span>", ((s,) for s in segments)
+    )
+    if code:
+        return format_html('<code class="path-segments">{}</code>', html)
+    return format_html('<span class="mono path-segments">{}</span>', html)
+
+
 class ProviderTable(tables.Table):
     name = tables.Column(linkify=False)
     context_path = tables.Column(verbose_name="Context path")
-    vendor = tables.Column()
+    # Vendor names wrap only between words, so the URL column beside them
+    # cannot squeeze "Anthropic" to "Anthropi" over "c".
+    vendor = tables.Column(attrs={"td": {"class": "words"}})
     base_url = tables.Column(verbose_name="Base URL")
     model_count = tables.Column(
         verbose_name="Models",
@@ -77,20 +97,22 @@ class ProviderTable(tables.Table):
         return format_html('<a href="{}">{}</a>', url, record.name)
 
     def render_context_path(self, value):
-        return format_html("<code>/gateway/{}/v1/</code>", value)
+        return render_path_breaking_at_slashes(f"/gateway/{value}/v1/", code=True)
 
     def render_vendor(self, record):
         return record.get_vendor_display()
 
     def render_base_url(self, record):
-        base_url = redact_url_user_info(record.base_url)
+        base_url = render_path_breaking_at_slashes(
+            redact_url_user_info(record.base_url)
+        )
         if record.api_version:
             return format_html(
-                '<span class="mono">{}</span><br><span class="muted">api-version {}</span>',
+                '{}<br><span class="muted">api-version {}</span>',
                 base_url,
                 record.api_version,
             )
-        return format_html('<span class="mono">{}</span>', base_url)
+        return base_url
 
     def render_credential(self, value):
         return "Stored, encrypted" if value else "None"
@@ -131,7 +153,7 @@ class AppProxyTable(tables.Table):
         return format_html('<a href="{}">{}</a>', url, record.name)
 
     def render_context_path(self, value):
-        return format_html("<code>/gateway/{}/v1/</code>", value)
+        return render_path_breaking_at_slashes(f"/gateway/{value}/v1/", code=True)
 
     def render_allowed_models(self, value):
         return ", ".join(value) if value else "All models of the provider"

@@ -27,6 +27,7 @@ from workspace.forms import (
     ProviderModelFormSet,
 )
 from workspace.models import APIKey, AppProxy, Provider, Vendor
+from workspace.pagination import paginate_options
 from workspace.rendering import render_page, safe_next_url
 from workspace.tables import APIKeyTable, AppProxyTable, ProviderTable
 
@@ -90,7 +91,7 @@ def provider_list(request, project_slug):
         model_count=Count("models")
     )
     table = ProviderTable(providers, project_slug=project_slug, order_by="name")
-    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    RequestConfig(request, paginate=paginate_options(PER_PAGE)).configure(table)
 
     context = {
         "table": table,
@@ -298,7 +299,7 @@ def proxy_list(request, project_slug):
         "provider"
     )
     table = AppProxyTable(proxies, project_slug=project_slug, order_by="name")
-    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    RequestConfig(request, paginate=paginate_options(PER_PAGE)).configure(table)
 
     context = {
         "table": table,
@@ -404,7 +405,7 @@ def key_list(request, project_slug):
         can_edit=membership.can_edit,
         order_by="-created_at",
     )
-    RequestConfig(request, paginate={"per_page": PER_PAGE}).configure(table)
+    RequestConfig(request, paginate=paginate_options(PER_PAGE)).configure(table)
 
     context = {
         "table": table,

@@ -126,7 +126,7 @@ def test_add_rejects_duplicate_name_case_insensitively(
     response = super_client.post(url, data)
 
     assert response.status_code == 200
-    assert "An application named “SUPPORT BOT” already exists" in response.text
+    assert "An application named “Support bot” already exists" in response.text
 
 
 def test_delete_marks_deleted_and_detaches(super_client, application):
@@ -158,3 +158,28 @@ def test_application_list_counts_keys(super_client, application):
 
     [row] = response.context["cl"].result_list
     assert row.key_count == 3
+
+
+def test_admin_rejects_application_name_in_unicode_other_case(super_client, project):
+    GenAIApplicationFactory(project=project, name="ÉCOLE")
+    url = reverse("admin:genai_apps_genaiapplication_add")
+    data = form_data(super_client.get(url))
+    data.update(project=str(project.pk), name="école")
+
+    response = super_client.post(url, data)
+
+    assert response.status_code == 200
+    assert "An application named “ÉCOLE” already exists" in response.text
+    assert GenAIApplication.objects.filter(project=project).count() == 1
+
+
+def test_admin_rejects_invisible_application_name(super_client, project):
+    url = reverse("admin:genai_apps_genaiapplication_add")
+    data = form_data(super_client.get(url))
+    data.update(project=str(project.pk), name="\u200b")
+
+    response = super_client.post(url, data)
+
+    assert response.status_code == 200
+    assert "The name contains only spaces or invisible characters" in response.text
+    assert not GenAIApplication.objects.exists()

@@ -12,7 +12,9 @@ from tests.factories import (
     AppProxyFactory,
     GenAIApplicationFactory,
     KeyMappingFactory,
+    ProviderFactory,
 )
+from workspace.models import Vendor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -72,3 +74,54 @@ def test_key_list_fits_at_1280_pixels(page, live_server, project, owner):
     page.goto(live_server.url + reverse("workspace:key-list", args=[project.slug]))
 
     assert not page_overflows(page)
+
+
+# Returns, for each gateway path (column 2) and base URL (column 4) of the
+# providers table, the text of each rendered line, by grouping the characters
+# by the top of their box.
+RENDERED_LINES_OF_PATHS = """
+() => [...document.querySelectorAll(
+  '.table td:nth-child(2) > code, .table td:nth-child(4) > .mono'
+)].map(element => {
+  const lines = new Map();
+  const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let index = 0; index < node.length; index++) {
+      const range = document.createRange();
+      range.setStart(node, index);
+      range.setEnd(node, index + 1);
+      const top = Math.round(range.getBoundingClientRect().top);
+      lines.set(top, (lines.get(top) || '') + node.data[index]);
+    }
+  }
+  return [...lines.entries()].sort((a, b) => a[0] - b[0]).map(entry => entry[1]);
+})
+"""
+
+
+@pytest.mark.parametrize("width", [420, 1280])
+def test_provider_urls_wrap_only_after_slash(page, live_server, project, owner, width):
+    ProviderFactory(
+        project=project,
+        name="OpenAI simulator",
+        context_path="openai-simulator-west",
+        base_url="http://127.0.0.1:8501/v1",
+    )
+    ProviderFactory(
+        project=project,
+        name="Azure OpenAI West Europe",
+        context_path="azure-we",
+        vendor=Vendor.AZURE_OPENAI,
+        base_url="https://my-resource-name-westeurope.openai.azure.com/openai-proxy/v1",
+        api_version="2024-10-21",
+    )
+    page.set_viewport_size({"width": width, "height": 800})
+    sign_in(page, live_server, owner)
+
+    page.goto(live_server.url + reverse("workspace:provider-list", args=[project.slug]))
+    paths = page.evaluate(RENDERED_LINES_OF_PATHS)
+
+    assert len(paths) == 4
+    for lines in paths:
+        for line in lines[:-1]:
+            assert line.endswith("/"), lines

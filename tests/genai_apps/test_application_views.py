@@ -330,3 +330,26 @@ def test_application_list_ignores_unattachable_key(
 
     assert response.context["attach_key"] is None
     assert "Attach here" not in response.text
+
+
+def test_application_list_page_below_one_shows_first(client, project, owner):
+    for index in range(30):
+        GenAIApplicationFactory(project=project, name=f"App {index:02d}")
+    client.force_login(owner)
+
+    for page in ("0", "-1"):
+        response = client.get(list_url(project), {"page": page})
+
+        assert "App 00" in response.text
+        assert "App 29" not in response.text
+        assert "showing page 1 of 2" in response.text
+
+
+def test_application_history_page_below_one_shows_first(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    attach_keys(application, APIKeyFactory.create_batch(25, project=project), owner)
+    client.force_login(owner)
+
+    response = client.get(detail_url(application), {"history-page": "0"})
+
+    assert response.context["history_table"].page.number == 1

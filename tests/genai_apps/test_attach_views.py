@@ -371,3 +371,20 @@ def test_picker_page_posts_without_htmx(client, project, owner):
     # would have no target, so the form posts normally and redirects.
     assert "hx-post" not in page.text
     assert f'hx-post="{picker_url(application)}"' in dialog.text
+
+
+def test_picker_unknown_target_lists_no_keys(client, project, owner):
+    application = GenAIApplicationFactory(project=project)
+    APIKeyFactory(project=project, name="provider-key")
+    client.force_login(owner)
+
+    for headers in ({}, {"HX-Request": "true", "HX-Target": "picker-rows"}):
+        response = client.get(
+            picker_url(application), {"target": "proxy:99999"}, headers=headers
+        )
+
+        assert "provider-key" not in response.text
+        assert (
+            "Provider or proxy filter: “proxy:99999” is not a provider or App LLM "
+            "Proxy of this project." in response.text
+        )

@@ -155,3 +155,73 @@ def test_attach_form_reports_every_rejected_key(project, other_project):
     )
 
     assert len(form.errors["keys"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("existing", "submitted"),
+    [
+        ("ÉCOLE", "école"),
+        ("ǅ", "ǆ"),
+        ("Straße", "STRASSE"),
+        ("Café", "Cafe\u0301"),
+        ("Support", "Support\u200b"),
+    ],
+)
+def test_application_form_rejects_name_differing_in_unicode_case(
+    project, existing, submitted
+):
+    GenAIApplicationFactory(project=project, name=existing)
+
+    form = application_form(project, submitted)
+
+    assert not form.is_valid()
+    assert form.errors["name"] == [
+        f"An application named “{existing}” already exists in this project "
+        "(names are compared without regard to case). Choose another name."
+    ]
+
+
+def test_application_form_allows_own_name_in_other_case(project):
+    application = GenAIApplicationFactory(project=project, name="école")
+
+    form = application_form(project, "ÉCOLE", instance=application)
+
+    assert form.is_valid()
+
+
+@pytest.mark.parametrize(
+    ("name", "code_points"),
+    [
+        ("\u200b", "U+200B"),
+        ("\u200b\u2060\ufeff", "U+200B, U+2060, U+FEFF"),
+        ("\u3164", "U+3164"),
+        ("\u0301\u200d", "U+0301, U+200D"),
+    ],
+)
+def test_application_form_rejects_invisible_name(project, name, code_points):
+    form = application_form(project, name)
+
+    assert not form.is_valid()
+    assert form.errors["name"] == [
+        f"The name contains only spaces or invisible characters ({code_points}). "
+        "Enter a name with at least one visible letter, digit or symbol."
+    ]
+
+
+def test_application_form_accepts_name_with_joiner(project):
+    form = application_form(project, "Team 👩\u200d💻")
+
+    assert form.is_valid()
+
+
+def test_application_form_names_field_with_null_character(project):
+    form = application_form(project, "Support\x00Bot", description="a\x00b")
+
+    assert not form.is_valid()
+    assert form.errors["name"] == [
+        "Name contains a null character (U+0000), which cannot be stored; remove it."
+    ]
+    assert form.errors["description"] == [
+        "Description contains a null character (U+0000), which cannot be stored; "
+        "remove it."
+    ]

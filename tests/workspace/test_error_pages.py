@@ -92,3 +92,45 @@ def test_favicon_is_served(client, project, owner):
     assert 'rel="icon" href="/static/favicon.svg"' in page.text
     assert icon.status_code == 301
     assert icon.url == "/static/favicon.svg"
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch", "options"])
+def test_method_not_allowed_page_names_methods(client, project, owner, method):
+    client.force_login(owner)
+
+    response = getattr(client, method)(
+        reverse("genai_apps:application-list", args=[project.slug])
+    )
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET"
+    assert "Method not allowed" in response.text
+    assert f"does not accept {method.upper()} requests" in response.text
+    assert "It accepts GET." in response.text
+    assert 'class="sidenav"' in response.text
+
+
+def test_method_not_allowed_page_lists_get_and_post(client, project, owner):
+    client.force_login(owner)
+
+    response = client.put(reverse("workspace:key-create", args=[project.slug]))
+
+    assert response.status_code == 405
+    assert "It accepts GET and POST." in response.text
+
+
+def test_method_not_allowed_page_hides_project_from_outsider(client, project, outsider):
+    client.force_login(outsider)
+
+    response = client.delete(reverse("workspace:key-list", args=[project.slug]))
+
+    assert response.status_code == 405
+    assert "Acme" not in response.text
+    assert 'class="sidenav"' not in response.text
+
+
+def test_ingestion_api_405_keeps_json_body(client):
+    response = client.get("/api/v1/usage/events")
+
+    assert response.status_code == 405
+    assert response["Content-Type"].startswith("application/json")

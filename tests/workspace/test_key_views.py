@@ -2,6 +2,7 @@ import datetime
 import html
 from urllib.parse import urlencode
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -350,7 +351,7 @@ def test_key_list_says_which_page_is_shown_past_the_end(client, project, owner):
     assert "The requested page does not exist; showing page 2 of 2." in response.text
 
 
-def test_key_list_ignores_target_id_in_other_digits(client, project, owner):
+def test_key_list_rejects_target_id_in_other_digits(client, project, owner):
     APIKeyFactory(project=project, name="some-key")
     client.force_login(owner)
 
@@ -359,7 +360,8 @@ def test_key_list_ignores_target_id_in_other_digits(client, project, owner):
     )
 
     assert response.status_code == 200
-    assert "some-key" in response.text
+    assert "some-key" not in response.text
+    assert "“provider:²” is not a provider or App LLM Proxy" in response.text
 
 
 def test_key_list_dates_sort_latest_first(client, project, owner):
@@ -498,3 +500,141 @@ def test_key_list_times_name_their_zone(client, project, owner):
     response = client.get(reverse("workspace:key-list", args=[project.slug]))
 
     assert '2026-03-01<br><span class="muted">18:45 UTC</span>' in response.text
+
+
+def test_key_create_rejects_invisible_name(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_key(client, project, provider, name="\u200b\u200c")
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["name"] == [
+        "The name contains only spaces or invisible characters (U+200B, U+200C). "
+        "Enter a name with at least one visible letter, digit or symbol."
+    ]
+    assert not APIKey.objects.exists()
+
+
+def test_key_create_names_field_of_too_long_name(client, project, owner):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_key(client, project, provider, name="k" * 300)
+
+    assert response.context["form"].errors["name"] == [
+        "Name is too long: enter at most 255 characters (it has 300)."
+    ]
+
+
+@pytest.mark.parametrize("expires_at", ["2026-02-30T10:00", "next week"])
+def test_key_create_names_invalid_expiry(client, project, owner, expires_at):
+    provider = ProviderFactory(project=project)
+    client.force_login(owner)
+
+    response = create_key(client, project, provider, expires_at=expires_at)
+
+    assert response.context["form"].errors["expires_at"] == [
+        f"Expires at: “{expires_at}” is not a valid date and time. Enter one like "
+        "2026-03-31 18:00 (UTC), or leave the field empty for a key that does not "
+        "expire."
+    ]
+    assert not APIKey.objects.exists()
+
+
+def unknown_filter_cases(project):
+    deleted = GenAIApplicationFactory(project=project, name="Gone")
+    deleted_id = deleted.pk
+    deleted.delete()
+    return [
+        (
+            {"application": str(deleted_id)},
+            f"Application filter: “{deleted_id}” is not an application of this "
+            "project; it may have been deleted.",
+        ),
+        (
+            {"application": "99999"},
+            "Application filter: “99999” is not an application of this project; "
+            "it may have been deleted.",
+        ),
+        (
+            {"status": "bogus"},
+            "Status filter: “bogus” is not a key status; choose active, revoked "
+            "or expired.",
+        ),
+        (
+            {"target": "provider:99999"},
+            "Provider or proxy filter: “provider:99999” is not a provider or App "
+            "LLM Proxy of this project.",
+        ),
+    ]
+
+
+def test_key_list_unknown_filter_shows_no_keys(client, project, owner):
+    APIKeyFactory.create_batch(3, project=project)
+    client.force_login(owner)
+
+    for query, message in unknown_filter_cases(project):
+        for headers in ({}, {"HX-Request": "true"}):
+            response = client.get(
+                reverse("workspace:key-list", args=[project.slug]),
+                query,
+                headers=headers,
+            )
+
+            assert response.status_code == 200
+            assert len(response.context["table"].rows) == 0, query
+            assert html.escape(message) in response.text, query
+            assert "No keys are shown until you change the filter" in response.text
+
+
+def test_key_list_keeps_unknown_filter_selected(client, project, owner):
+    APIKeyFactory(project=project)
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"status": "bogus"}
+    )
+
+    assert '<option value="bogus" selected>Unknown: bogus</option>' in response.text
+
+
+def test_key_list_known_filters_show_no_message(client, project, owner):
+    key = KeyMappingFactory(application__project=project).key
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]),
+        {
+            "status": "active",
+            "target": f"provider:{key.provider_id}",
+            "application": str(key.mapping.application_id),
+        },
+    )
+
+    assert len(response.context["table"].rows) == 1
+    assert "No keys are shown" not in response.text
+
+
+@pytest.mark.parametrize("page", ["0", "-1"])
+def test_key_list_page_below_one_shows_first(client, project, owner, page):
+    APIKeyFactory.create_batch(26, project=project)
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:key-list", args=[project.slug]), {"page": page}
+    )
+
+    assert response.context["table"].page.number == 1
+    assert "The requested page does not exist; showing page 1 of 2." in response.text
+
+
+def test_key_form_labels_targets_with_context_path(client, project, owner):
+    ProviderFactory(project=project, name="OpenAI", context_path="openai")
+    AppProxyFactory(project=project, name="Support proxy", context_path="support")
+    client.force_login(owner)
+
+    response = client.get(reverse("workspace:key-create", args=[project.slug]))
+
+    assert ">OpenAI (/openai)</option>" in response.text
+    assert ">Support proxy (/support)</option>" in response.text

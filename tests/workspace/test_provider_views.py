@@ -4,6 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils.html import strip_tags
 
 from tests.factories import (
     APIKeyFactory,
@@ -210,7 +211,7 @@ def test_provider_list_query_count(
         response = client.get(reverse("workspace:provider-list", args=[project.slug]))
 
     assert response.status_code == 200
-    assert response.text.count("/gateway/provider-") == 5
+    assert strip_tags(response.text).count("/gateway/provider-") == 5
 
 
 def test_provider_keeps_model_a_proxy_allows(client, project, owner):
@@ -546,6 +547,29 @@ def test_provider_rejects_base_url_with_credentials(client, project, owner):
     assert not Provider.objects.exists()
 
 
+def test_provider_rejects_name_in_unicode_other_case(client, project, owner):
+    ProviderFactory(project=project, name="ÉCOLE")
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(name="école"))
+
+    assert response.status_code == 200
+    assert "A provider named “ÉCOLE” already exists" in response.text
+    assert Provider.objects.count() == 1
+
+
+def test_provider_rejects_invisible_name(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(name="\u2060"))
+
+    assert response.context["form"].errors["name"] == [
+        "The name contains only spaces or invisible characters (U+2060). "
+        "Enter a name with at least one visible letter, digit or symbol."
+    ]
+    assert not Provider.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("base_url", "message"),
     [
@@ -644,3 +668,57 @@ def test_read_only_form_hides_url_password(client, project, viewer):
     assert response.status_code == 200
     assert "http://***@127.0.0.1:8501/v1" in response.text
     assert "user:pass" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        (
+            "-1",
+            "The input price of “gpt-4o-mini” cannot be negative: enter 0 or more "
+            "in US dollars per 1M tokens, like 2.50, or leave it empty if unknown.",
+        ),
+        (
+            "two",
+            "The input price of “gpt-4o-mini” is not a number: enter it in US "
+            "dollars per 1M tokens, like 2.50, or leave it empty if unknown.",
+        ),
+        (
+            "0.0000001",
+            "The input price of “gpt-4o-mini” has too many digits: enter at most 8 "
+            "digits before the decimal point and 6 after it, in US dollars per 1M "
+            "tokens, like 2.50, or leave it empty if unknown.",
+        ),
+    ],
+)
+def test_provider_price_errors_name_model(client, project, owner, price, message):
+    client.force_login(owner)
+
+    response = client.post(
+        create_url(project), provider_data(**{"models-0-input_price": price})
+    )
+
+    assert response.context["formset"].forms[0].errors["input_price"] == [message]
+    assert not Provider.objects.exists()
+
+
+def test_provider_names_field_of_too_long_api_version(client, project, owner):
+    client.force_login(owner)
+
+    response = client.post(create_url(project), provider_data(api_version="v" * 40))
+
+    assert response.context["form"].errors["api_version"] == [
+        "API version is too long: enter at most 32 characters (it has 40)."
+    ]
+
+
+def test_provider_list_page_below_one_shows_first(client, project, owner):
+    for index in range(26):
+        ProviderFactory(project=project, name=f"Provider {index:02d}")
+    client.force_login(owner)
+
+    response = client.get(
+        reverse("workspace:provider-list", args=[project.slug]), {"page": "-1"}
+    )
+
+    assert response.context["table"].page.number == 1
