@@ -31,6 +31,16 @@ def nanousd_to_usd(nanousd):
     return Decimal(nanousd) / NANOUSD_PER_USD
 
 
+def _usd_or_unknown(price):
+    """Return a price as $2.50 (at least two decimals, no trailing zeros past them)."""
+    if price is None:
+        return "unknown"
+    exact = price.normalize()
+    if exact.as_tuple().exponent >= -2:
+        return f"${price:.2f}"
+    return f"${exact:f}"
+
+
 class UsagePrice(models.Model):
     """The prices, in USD per million tokens, that a usage event was costed with.
 
@@ -47,7 +57,14 @@ class UsagePrice(models.Model):
     cache_write_price = models.DecimalField(max_digits=14, decimal_places=6, null=True)
 
     def __str__(self):
-        return self.signature
+        parts = [
+            ("input", self.input_price),
+            ("cached input", self.cached_input_price),
+            ("cache write", self.cache_write_price),
+            ("output", self.output_price),
+        ]
+        shown = ", ".join(f"{name} {_usd_or_unknown(price)}" for name, price in parts)
+        return f"{shown} per 1M tokens"
 
 
 class UsageEvent(models.Model):

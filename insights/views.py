@@ -27,6 +27,7 @@ from insights.tables import ApplicationTable, KeyTable, ModelTable, sortable
 from insights.templatetags.insights_format import usd
 from workspace.access import get_membership
 from workspace.models import APIKey
+from workspace.pagination import paginate_options
 
 TABLE_ROWS_PER_PAGE = 25
 
@@ -251,7 +252,9 @@ def overview(request, project_slug):
         query_string=range_context["query_string"],
         prefix="apps-",
     )
-    RequestConfig(request, paginate={"per_page": TABLE_ROWS_PER_PAGE}).configure(table)
+    RequestConfig(request, paginate=paginate_options(TABLE_ROWS_PER_PAGE)).configure(
+        table
+    )
 
     charts = [
         _chart(name, report.charts[name])
@@ -301,7 +304,7 @@ def application(request, project_slug, application_id):
     )
     key_table = KeyTable(sortable(report.key_rows), prefix="keys-")
     model_table = ModelTable(sortable(report.model_rows), prefix="models-")
-    config = RequestConfig(request, paginate={"per_page": TABLE_ROWS_PER_PAGE})
+    config = RequestConfig(request, paginate=paginate_options(TABLE_ROWS_PER_PAGE))
     config.configure(key_table)
     config.configure(model_table)
 

@@ -327,3 +327,18 @@ def test_migration_frees_stored_events_without_tokens(project):
     free_migration.price_requests_without_tokens(apps, None)
 
     assert UsageEvent.objects.get().cost_nanousd == 0
+
+
+def test_usage_price_reads_as_dollars():
+    price = UsagePrice(
+        signature="x",
+        input_price=Decimal("2.500000"),
+        cached_input_price=Decimal("0.075000"),
+        output_price=Decimal("10"),
+        cache_write_price=None,
+    )
+
+    assert str(price) == (
+        "input $2.50, cached input $0.075, cache write unknown, "
+        "output $10.00 per 1M tokens"
+    )
