@@ -174,7 +174,7 @@ if GATEWAY_USAGE_WRITER not in ("process", "thread"):
         f"GATEWAY_USAGE_WRITER is {GATEWAY_USAGE_WRITER!r}; "
         "set it to 'process' or 'thread'."
     )
-GATEWAY_WRITER_NICE = env_int("GATEWAY_WRITER_NICE", 10)
+GATEWAY_WRITER_NICE = env_int("GATEWAY_WRITER_NICE", 5)
 
 # Dotted path of the module that gives the mapping review its usage figures:
 # key_usage_since(project_ids, since) and application_last_traffic(project_ids).
