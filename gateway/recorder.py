@@ -204,11 +204,7 @@ class ProcessSink:
         if self.process is not None:
             if self.process.returncode is None:
                 return
-            logger.warning(
-                "Usage writer process %s exited with code %s; starting a new one",
-                self.process.pid,
-                self.process.returncode,
-            )
+            await self._reap()
         env = os.environ.copy()
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(settings.BASE_DIR), env.get("PYTHONPATH")])
@@ -241,19 +237,25 @@ class ProcessSink:
         if status == b"ok\n":
             return
         if not status:
-            code = await self._reap()
-            raise WriteFailed(f"the usage writer process exited with code {code}")
+            await self._reap()
+            raise WriteFailed("the usage writer process exited before storing it")
         raise WriteFailed(
             status.decode(errors="replace").strip().removeprefix("retry ")
         )
 
     async def _reap(self):
+        """Collect a writer process that exited (or stopped replying) and log it."""
         process, self.process = self.process, None
         if process is None:
-            return None
+            return
         if process.returncode is None:
             process.kill()
-        return await process.wait()
+        code = await process.wait()
+        logger.warning(
+            "Usage writer process %s exited with code %s; the next batch starts a new one",
+            process.pid,
+            code,
+        )
 
     async def close(self):
         """Close the pipe, so the process exits after its last status line."""
