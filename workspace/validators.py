@@ -114,6 +114,12 @@ def validate_upstream_url_parts(url):
             code="unsupported_scheme",
             params={"scheme": parts.scheme},
         )
+    if parts.username == "" and not parts.password:
+        # "http://@host/v1": an "@" with nothing before it.
+        raise ValidationError(
+            "The Base URL has an “@” before its host name; remove it.",
+            code="credentials_in_url",
+        )
     if parts.username is not None or parts.password is not None:
         raise ValidationError(
             "The Base URL must not contain a user name or password. Remove "

@@ -72,6 +72,15 @@ def test_upstream_url_rejects_unusable_parts(url, code):
     assert "Base URL" in raised.value.messages[0]
 
 
+def test_empty_user_info_message_names_the_at_sign():
+    with pytest.raises(ValidationError) as raised:
+        validate_upstream_url("http://@127.0.0.1:8501/v1")
+
+    assert raised.value.messages == [
+        "The Base URL has an “@” before its host name; remove it."
+    ]
+
+
 def test_credentials_message_names_field():
     with pytest.raises(ValidationError) as raised:
         validate_upstream_url("http://user:pass@127.0.0.1:8501/v1")
