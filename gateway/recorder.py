@@ -56,6 +56,7 @@ class UsageWriter:
         self.batch_size = settings.GATEWAY_FLUSH_BATCH_SIZE
         self.max_events = settings.GATEWAY_BUFFER_MAX_EVENTS
         self.shutdown_timeout = settings.GATEWAY_SHUTDOWN_FLUSH_TIMEOUT
+        self.write_timeout = settings.GATEWAY_WRITE_TIMEOUT
         self.sink = SINKS[settings.GATEWAY_USAGE_WRITER]()
         self.pending = []
         self.dropped = 0
@@ -93,8 +94,8 @@ class UsageWriter:
         try:
             await self.sink.start()
         except OSError as error:
-            # write() starts it again; the batches wait until then.
-            logger.error("Could not start the usage writer: %s", error)
+            # write() starts it again, and the batches wait until then.
+            logger.error("Starting the usage writer failed: %s", error)
         while True:
             try:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=delay)
@@ -108,13 +109,30 @@ class UsageWriter:
             else:
                 delay = min(max(delay * 2, 0.5), RETRY_MAX_DELAY)
 
-    async def flush(self):
-        """Write what is buffered; returns False when the database failed."""
+    async def flush(self, timeout=None):
+        """Write what is buffered, and return False when the database failed.
+
+        A write that takes longer than `timeout` seconds (default
+        GATEWAY_WRITE_TIMEOUT) is abandoned and its batch kept for a retry.
+        """
         if not self.pending:
             return True
+        timeout = self.write_timeout if timeout is None else timeout
         batch, self.pending = self.pending, []
         try:
-            await self.sink.write(batch)
+            await asyncio.wait_for(self.sink.write(batch), timeout)
+        except asyncio.CancelledError:
+            self.pending[:0] = batch
+            raise
+        except TimeoutError:
+            self.pending[:0] = batch
+            logger.warning(
+                "Writing %s usage events took more than %.1f s, will retry",
+                len(batch),
+                timeout,
+            )
+            await self.sink.abandon()
+            return False
         except WriteFailed as error:
             # Put the batch back in front of what arrived meanwhile.
             self.pending[:0] = batch
@@ -123,7 +141,7 @@ class UsageWriter:
             )
             return False
         except Exception:
-            # A bug; keep the batch and the flush task alive all the same.
+            # This is a bug. Keep the batch and the flush task alive all the same.
             self.pending[:0] = batch
             logger.exception("Writing %s usage events failed", len(batch))
             return False
@@ -131,22 +149,25 @@ class UsageWriter:
         return True
 
     async def stop(self):
-        """End the flush task and flush what is left, retrying for a while.
+        """End the flush task and flush what is left, for up to shutdown_timeout s.
 
-        The task finishes the write it is in, so no batch is cut off
-        half-way; a retry delay is cut short.
+        The task may finish the write it is in, and a retry delay is cut
+        short. A write still running at the deadline is abandoned.
         """
+        deadline = time.monotonic() + self.shutdown_timeout
         if self.task is not None:
             self.stopping = True
             self.wakeup.set()
             try:
-                await self.task
+                await asyncio.wait_for(self.task, self.shutdown_timeout)
+            except TimeoutError:
+                # The cancelled flush put its batch back. Kill the hung writer.
+                await self.sink.abandon()
             except Exception:
                 logger.exception("The usage flush task had failed")
             self.task = None
-        deadline = time.monotonic() + self.shutdown_timeout
         delay = 0.2
-        while not await self.flush():
+        while not await self.flush(timeout=max(deadline - time.monotonic(), 0.1)):
             if time.monotonic() + delay > deadline:
                 logger.error(
                     "Shutting down with %s usage events unwritten: database unavailable",
@@ -166,16 +187,21 @@ class UsageWriter:
 
 
 class WriteFailed(Exception):
-    """A batch was not stored; it can be retried."""
+    """Failure to store a batch, which can be retried."""
 
 
 class ThreadSink:
-    """Stores batches in a thread of this process (GATEWAY_USAGE_WRITER=thread)."""
+    """Sink that stores batches in a thread of this process (GATEWAY_USAGE_WRITER=thread)."""
 
     def encode(self, record):
         return record
 
     async def start(self):
+        pass
+
+    async def abandon(self):
+        # A thread cannot be stopped. If it stores the batch late, the retry
+        # stores nothing twice, because record_usage skips stored event ids.
         pass
 
     async def write(self, records):
@@ -189,7 +215,7 @@ class ThreadSink:
 
 
 class ProcessSink:
-    """Stores batches in a writer process (GATEWAY_USAGE_WRITER=process).
+    """Sink that stores batches in a writer process (GATEWAY_USAGE_WRITER=process).
 
     Records are encoded when they are added, so the flush only joins them,
     and the worker keeps the encoded batch until the process replies "ok".
@@ -243,6 +269,15 @@ class ProcessSink:
             status.decode(errors="replace").strip().removeprefix("retry ")
         )
 
+    async def abandon(self):
+        """Kill a writer that did not reply in time, so the next write starts a new one."""
+        if self.process is not None and self.process.returncode is None:
+            logger.warning(
+                "Usage writer process %s did not reply in time; killing it",
+                self.process.pid,
+            )
+        await self._reap()
+
     async def _reap(self):
         """Collect a writer process that exited (or stopped replying) and log it."""
         process, self.process = self.process, None
@@ -252,7 +287,7 @@ class ProcessSink:
             process.kill()
         code = await process.wait()
         logger.warning(
-            "Usage writer process %s exited with code %s; the next batch starts a new one",
+            "Usage writer process %s exited with code %s, and the next batch starts a new one",
             process.pid,
             code,
         )

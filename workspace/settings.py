@@ -165,6 +165,9 @@ GATEWAY_FLUSH_INTERVAL = env_float("GATEWAY_FLUSH_INTERVAL", 1.0)
 GATEWAY_FLUSH_BATCH_SIZE = env_int("GATEWAY_FLUSH_BATCH_SIZE", 500)
 GATEWAY_BUFFER_MAX_EVENTS = env_int("GATEWAY_BUFFER_MAX_EVENTS", 100_000)
 GATEWAY_SHUTDOWN_FLUSH_TIMEOUT = env_float("GATEWAY_SHUTDOWN_FLUSH_TIMEOUT", 10.0)
+# Seconds one batch write may take before it is abandoned and retried (a
+# writer process that does not reply by then is killed and replaced).
+GATEWAY_WRITE_TIMEOUT = env_float("GATEWAY_WRITE_TIMEOUT", 30.0)
 # Where batches are stored: "process" (a writer process per worker, started
 # with this niceness) or "thread" (a thread of the worker). See
 # gateway/writer_process.py for why a process is the default.

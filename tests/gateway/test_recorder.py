@@ -204,3 +204,33 @@ def test_retried_batch_is_stored_once(openai_provider):
     write_batch([record])
 
     assert UsageEvent.objects.count() == 1
+
+
+def test_hung_writer_process_is_replaced(openai_provider, gateway_factory):
+    key = APIKeyFactory(project=openai_provider.project, provider=openai_provider)
+    server = gateway_factory(GATEWAY_WRITE_TIMEOUT="1")
+    wait_until_logged(server, "Usage writer process")
+    hung = writer_pids(server)[-1]
+    os.kill(hung, signal.SIGSTOP)
+
+    call(server, key)
+
+    [event] = wait_for_events(key=key, timeout=15)
+    assert event.status_code == 200
+    assert f"Usage writer process {hung} did not reply in time" in server.log_text()
+
+
+def test_shutdown_with_hung_writer_ends_in_time(openai_provider, gateway_factory):
+    key = APIKeyFactory(project=openai_provider.project, provider=openai_provider)
+    server = gateway_factory(
+        GATEWAY_FLUSH_INTERVAL="3600", GATEWAY_SHUTDOWN_FLUSH_TIMEOUT="2"
+    )
+    wait_until_logged(server, "Usage writer process")
+    os.kill(writer_pids(server)[-1], signal.SIGSTOP)
+    call(server, key)
+    started = time.monotonic()
+
+    server.stop()
+
+    assert time.monotonic() - started < 10
+    assert "Shutting down with 1 usage events unwritten" in server.log_text()
