@@ -79,7 +79,7 @@ def main():
     )
     args = parser.parse_args()
     args.load_at_start = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    # The load generator is this process; it shares CPU 0 with the simulator.
+    # This process is the load generator, and it shares CPU 0 with the simulator.
     os.sched_setaffinity(0, {int(LOAD_CPU)})
     levels = [int(level) for level in args.concurrency.split(",")]
 
@@ -129,11 +129,13 @@ def main():
         store = EventStore(env["DATABASE_URL"], started)
         results = uvloop.run(run_all(targets, levels, args, store))
         # A graceful stop flushes what the gateways still buffer, so every
-        # call they answered must now be stored.
+        # request they received must now be stored.
         for gateway in gateways:
             stop(gateway)
-        sent = sum(t.sent for name, t in targets.items() if name.startswith("gateway"))
-        results["recorded"] = {"requests": sent, "events": count_events(env, started)}
+        results["recorded"] = {
+            "requests": gateway_requests(targets),
+            "events": store.count(),
+        }
         results["database_pinned"] = store.pinned and database_kind() == "PostgreSQL"
         report = build_report(results, targets, levels, litellm_note, args)
         print_report(report)
@@ -213,25 +215,6 @@ def start_simulator(env, workdir):
     args = ["taskset", "-c", LOAD_CPU, sys.executable, "manage.py", "simulate_upstream"]
     args += ["--port", str(PORTS["simulator"]), "--require-key", UPSTREAM_KEY]
     return spawn(args, env, workdir / "simulator.log", PORTS["simulator"])
-
-
-def count_events(env, since):
-    """Return the number of usage events of the benchmark project since `since`."""
-    script = (
-        "import datetime; from insights.models import UsageEvent; "
-        "print(UsageEvent.objects.filter(project__slug='bench', "
-        f"occurred_at__gte=datetime.datetime.fromisoformat({since.isoformat()!r})"
-        ").count())"
-    )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=REPO,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return int(result.stdout.strip().splitlines()[-1])
 
 
 GATEWAY_DATABASE_CLIENT = "aiw-bench-gateway"
@@ -448,8 +431,13 @@ def summarize(totals, firsts, failures, elapsed):
     }
 
 
+def gateway_requests(targets):
+    """Return the number of requests sent to the gateways so far."""
+    return sum(t.sent for name, t in targets.items() if name.startswith("gateway"))
+
+
 class EventStore:
-    """Counts the usage events the gateways stored since the run started."""
+    """Usage events of the benchmark project stored since the run started."""
 
     def __init__(self, url, since):
         self.url = url
@@ -457,29 +445,28 @@ class EventStore:
         self.pinned = True
 
     def count(self):
+        query = (
+            "SELECT count(*) FROM insights_usageevent AS e "
+            "JOIN workspace_project AS p ON p.id = e.project_id "
+            "WHERE p.slug = 'bench' AND e.occurred_at >= {}"
+        )
         if self.url.startswith("sqlite:///"):
             import sqlite3
 
+            # Django stores SQLite datetimes as naive UTC text in this format.
+            since = self.since.strftime("%Y-%m-%d %H:%M:%S.%f")
             with sqlite3.connect(self.url.removeprefix("sqlite:///")) as db:
-                return db.execute(
-                    "SELECT count(*) FROM insights_usageevent WHERE occurred_at >= ?",
-                    [self.since.strftime("%Y-%m-%d %H:%M:%S.%f")],
-                ).fetchone()[0]
+                return db.execute(query.format("?"), [since]).fetchone()[0]
         import psycopg
 
         with psycopg.connect(self.url) as db:
-            return db.execute(
-                "SELECT count(*) FROM insights_usageevent AS e "
-                "JOIN workspace_project AS p ON p.id = e.project_id "
-                "WHERE p.slug = 'bench' AND e.occurred_at >= %s",
-                [self.since],
-            ).fetchone()[0]
+            return db.execute(query.format("%s"), [self.since]).fetchone()[0]
 
     def pin_backends(self):
         """Move the gateways' PostgreSQL backends to the load CPU.
 
-        The database stands in for a server of its own, as in production, so
-        its work for the gateway must not run on the gateway's core. Returns
+        In production the database runs on servers of its own, so its work
+        for the gateway must not run on the gateway's core here. Returns
         False when the backends cannot be moved (moving another user's
         processes needs root or CAP_SYS_NICE).
         """
@@ -532,12 +519,11 @@ async def run_all(targets, levels, args, store):
                     store.pinned = store.pin_backends() and store.pinned
                 result = await run_level(target, level, stream, duration=args.duration)
                 if name.startswith("gateway"):
-                    # Wait until the writer caught up, so its backlog neither
-                    # hides nor slows the next level.
-                    sent = sum(
-                        t.sent for n, t in targets.items() if n.startswith("gateway")
+                    # Wait until the writer has caught up, so its backlog
+                    # neither hides in the figures nor slows the next level.
+                    result["stored_after_s"] = await store.wait_for(
+                        gateway_requests(targets)
                     )
-                    result["stored_after_s"] = await store.wait_for(sent)
                 results["load"][f"{name}/{mode}/{level}"] = result
                 print(
                     f"c={level:<3} {mode:6} {name:14} {result['rps']:8.0f} req/s  "

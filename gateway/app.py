@@ -454,11 +454,13 @@ def parse_request(key, operation, method, body):
         )
     options = payload.get("stream_options")
     if options is not None and not isinstance(options, dict):
-        shown = json.dumps(options)
-        shown = shown if len(shown) <= 40 else shown[:40] + "…"
+        options_text = json.dumps(options)
+        options_text = (
+            options_text if len(options_text) <= 40 else options_text[:40] + "…"
+        )
         raise errors.bad_request(
             f"'stream_options' must be an object such as "
-            f'{{"include_usage": true}}, not {shown}.',
+            f'{{"include_usage": true}}, not {options_text}.',
             param="stream_options",
             code="invalid_stream_options",
         )

@@ -127,7 +127,7 @@ class UsageWriter:
         except TimeoutError:
             self.pending[:0] = batch
             logger.warning(
-                "Writing %s usage events took more than %.1f s, will retry",
+                "Writing %s usage events timed out after %.1f s, will retry",
                 len(batch),
                 timeout,
             )
@@ -164,7 +164,7 @@ class UsageWriter:
                 # The cancelled flush put its batch back. Kill the hung writer.
                 await self.sink.abandon()
             except Exception:
-                logger.exception("The usage flush task had failed")
+                logger.exception("The usage flush task failed")
             self.task = None
         delay = 0.2
         while not await self.flush(timeout=max(deadline - time.monotonic(), 0.1)):
@@ -273,7 +273,7 @@ class ProcessSink:
         """Kill a writer that did not reply in time, so the next write starts a new one."""
         if self.process is not None and self.process.returncode is None:
             logger.warning(
-                "Usage writer process %s did not reply in time; killing it",
+                "Usage writer process %s did not reply within the write timeout and is killed",
                 self.process.pid,
             )
         await self._reap()
@@ -301,7 +301,10 @@ class ProcessSink:
         try:
             await asyncio.wait_for(process.wait(), timeout=10)
         except TimeoutError:
-            logger.error("Usage writer process %s did not exit; killed", process.pid)
+            logger.error(
+                "Usage writer process %s did not exit within 10 s and was killed",
+                process.pid,
+            )
             process.kill()
             await process.wait()
 

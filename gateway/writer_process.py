@@ -5,9 +5,10 @@ Each gateway worker starts one writer process (GATEWAY_USAGE_WRITER =
 stores them with gateway.recorder.write_batch and replies to each batch with
 one line: "ok", or "retry <reason>" when the database failed.
 
-Why a process and not a thread: storing a batch costs Python CPU (costing,
-histogram merges), and a thread takes the GIL from the event loop for up to
-the switch interval at a time, which showed in the tail latency under load.
+Why a process and not a thread: storing a batch costs Python CPU (pricing
+events, merging histograms). A thread takes the GIL from the event loop for
+up to the switch interval at a time, and that showed in the tail latency
+under load.
 A process runs at a lower priority (GATEWAY_WRITER_NICE) and with the batch
 scheduling policy, so the kernel lets it use what the event loop leaves idle.
 It inherits the worker's CPU affinity, so a worker pinned to a core keeps

@@ -63,8 +63,8 @@ class UsagePrice(models.Model):
             ("cache write", self.cache_write_price),
             ("output", self.output_price),
         ]
-        shown = ", ".join(f"{name} {_usd_or_unknown(price)}" for name, price in parts)
-        return f"{shown} per 1M tokens"
+        prices = ", ".join(f"{name} {_usd_or_unknown(price)}" for name, price in parts)
+        return f"{prices} per 1M tokens"
 
 
 class UsageEvent(models.Model):

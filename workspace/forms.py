@@ -641,13 +641,13 @@ class KeySearchForm(forms.Form):
             if name not in self.errors:
                 continue
             value = self.data.get(self.add_prefix(name), "")
-            shown = Truncator(value).chars(40)
+            short_value = Truncator(value).chars(40)
             self.invalid_filters.append(
-                self.invalid_filter_messages[name].format(value=shown)
+                self.invalid_filter_messages[name].format(value=short_value)
             )
             # Keep the value selected, so the select shows why no key is listed.
             field = self.fields[name]
-            field.widget.choices = [*field.choices, (value, f"Unknown: {shown}")]
+            field.widget.choices = [*field.choices, (value, f"Unknown: {short_value}")]
 
     def filter(self, queryset):
         if not self.is_valid():

@@ -168,7 +168,7 @@ GATEWAY_SHUTDOWN_FLUSH_TIMEOUT = env_float("GATEWAY_SHUTDOWN_FLUSH_TIMEOUT", 10.
 # Seconds one batch write may take before it is abandoned and retried (a
 # writer process that does not reply by then is killed and replaced).
 GATEWAY_WRITE_TIMEOUT = env_float("GATEWAY_WRITE_TIMEOUT", 30.0)
-# Where batches are stored: "process" (a writer process per worker, started
+# Storage of usage batches: "process" (a writer process per worker, started
 # with this niceness) or "thread" (a thread of the worker). See
 # gateway/writer_process.py for why a process is the default.
 GATEWAY_USAGE_WRITER = env_str("GATEWAY_USAGE_WRITER", "process")

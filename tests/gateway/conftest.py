@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from django.db import connection
 
@@ -191,6 +192,23 @@ def openai_provider(transactional_db, project, simulator):
         name="Simulated OpenAI",
         context_path="openai",
         base_url=f"{simulator.url}/v1",
+    )
+
+
+def client_for(gateway, key, target=None, **options):
+    """Return an OpenAI SDK client for the key, through the gateway, without retries."""
+    return openai.OpenAI(
+        base_url=gateway_base_url(gateway, target or key.target),
+        api_key=key.secret,
+        max_retries=0,
+        **options,
+    )
+
+
+def ask(client, text="Hello", model="gpt-4o-mini", **options):
+    """Send one chat completion with a single user message."""
+    return client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": text}], **options
     )
 
 

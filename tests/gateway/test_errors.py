@@ -8,25 +8,9 @@ import pytest
 
 from insights.models import ErrorType
 from tests.factories import APIKeyFactory, ProviderFactory
-from tests.gateway.conftest import gateway_base_url, wait_for_events
+from tests.gateway.conftest import ask, client_for, gateway_base_url, wait_for_events
 
 ERROR_FIELDS = {"message", "type", "param", "code"}
-
-
-def client_for(gateway, key):
-    return openai.OpenAI(
-        base_url=gateway_base_url(gateway, key.target),
-        api_key=key.secret,
-        max_retries=0,
-    )
-
-
-def ask(client, **options):
-    return client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[{"role": "user", "content": "Hello"}],
-        **options,
-    )
 
 
 def test_base_url_with_credentials_is_json_502(gateway, project, simulator):

@@ -5,21 +5,7 @@ import pytest
 
 from insights.models import ErrorType
 from tests.factories import APIKeyFactory
-from tests.gateway.conftest import gateway_base_url, wait_for_events
-
-
-def client_for(gateway, key):
-    return openai.OpenAI(
-        base_url=gateway_base_url(gateway, key.target),
-        api_key=key.secret,
-        max_retries=0,
-    )
-
-
-def ask(client):
-    return client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}]
-    )
+from tests.gateway.conftest import ask, client_for, gateway_base_url, wait_for_events
 
 
 def test_unknown_key_message_has_hint(gateway, openai_provider):

@@ -19,24 +19,8 @@ from tests.factories import (
     ProviderFactory,
     ProviderModelFactory,
 )
-from tests.gateway.conftest import gateway_base_url, wait_for_events
+from tests.gateway.conftest import ask, client_for, gateway_base_url, wait_for_events
 from workspace.models import Vendor
-
-
-def client_for(gateway, key, target=None, **options):
-    target = target or key.target
-    return openai.OpenAI(
-        base_url=gateway_base_url(gateway, target),
-        api_key=key.secret,
-        max_retries=0,
-        **options,
-    )
-
-
-def ask(client, text="Hello", model="gpt-4o-mini", **options):
-    return client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": text}], **options
-    )
 
 
 @pytest.fixture

@@ -7,28 +7,12 @@ import pytest
 
 from insights.models import ErrorType
 from tests.factories import APIKeyFactory, AppProxyFactory
-from tests.gateway.conftest import gateway_base_url, wait_for_events
+from tests.gateway.conftest import ask, client_for, wait_for_events
 
 
 def proxy_key(project, provider, **proxy_fields):
     proxy = AppProxyFactory(project=project, provider=provider, **proxy_fields)
     return APIKeyFactory(project=project, provider=None, proxy=proxy)
-
-
-def client_for(gateway, key):
-    return openai.OpenAI(
-        base_url=gateway_base_url(gateway, key.target),
-        api_key=key.secret,
-        max_retries=0,
-    )
-
-
-def ask(client, **options):
-    return client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[{"role": "user", "content": "Hello"}],
-        **options,
-    )
 
 
 def test_models_list_shows_only_allowed(gateway, project, openai_provider):
